@@ -1,0 +1,203 @@
+"""The application service: storage, policy, clock, cipher and trace, wired once per process.
+
+``Espace.operation()`` is the one road every face takes for every transaction (the
+enforcement point's core, as HAPI's ``ConsentInterceptor``/Medplum's per-request repository):
+
+1. load the space and its consent state,
+2. ask the policy decision point once (``authorize_operation``),
+3. run the use case in one database transaction,
+4. append the trace record (permit or deny, success or failure) and the notifications in the
+   same transaction; a failure or a denial is traced in a fresh transaction after rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from espace import trace
+from espace.clock import Clock
+from espace.crypto import DocumentCipher
+from espace.errors import AccessDenied, UnknownSpace
+from espace.models import PatientSpace, TraceRecord
+from espace.notifications import notify
+from espace.spaces import find_space_by_ins, space_facts
+from espace.trace import Source, Target, TraceEntry, TraceSigner
+from habilitation.model import (
+    AccessRequest,
+    Action,
+    Actor,
+    ActorKind,
+    Decision,
+    DocumentFacts,
+    DocumentVisibility,
+    Obligation,
+    SpaceFacts,
+)
+from habilitation.pdp import PolicyDecisionPoint
+
+
+@dataclass
+class Operation:
+    """One transaction in progress: its session, actor, space, decision and trace target."""
+
+    session: Session
+    actor: Actor
+    action: Action
+    event_type: str
+    source: Source
+    espace: Espace
+    space: PatientSpace | None = None
+    facts: SpaceFacts | None = None
+    decision: Decision = field(default_factory=lambda: Decision.deny("pending", "not decided"))
+    target: Target = field(default_factory=Target)
+    detail: dict[str, Any] = field(default_factory=dict)
+    outcome: str = "success"
+    error_code: str = ""
+
+    @property
+    def now(self) -> Any:
+        return self.espace.clock.now()
+
+    def visibility(self) -> DocumentVisibility:
+        """The documents of this space the actor may see (a predicate for SQL)."""
+        if self.facts is None:
+            from habilitation.model import NOTHING_VISIBLE
+
+            return NOTHING_VISIBLE
+        return self.espace.pdp.visible_documents(self.actor, self.facts)
+
+    def authorize(self, action: Action, document: DocumentFacts | None = None) -> Decision:
+        """A further decision inside the same transaction (e.g. per-document rights in ITI-57).
+
+        Raises AccessDenied when refused; the operation's trace then records this decision.
+        """
+        decision = self.espace.pdp.authorize_operation(
+            AccessRequest(self.actor, action, self.facts, document)
+        )
+        if not decision.permitted:
+            self.decision = decision
+            raise AccessDenied(decision)
+        return decision
+
+    def notify(self, category: str, body: str, *, dedup_key: str) -> None:
+        if self.space is not None:
+            notify(self.session, self.space, category, body, dedup_key=dedup_key, now=self.now)
+
+
+@dataclass
+class Espace:
+    session_factory: sessionmaker[Session]
+    pdp: PolicyDecisionPoint
+    clock: Clock
+    cipher: DocumentCipher
+    signer: TraceSigner
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @contextmanager
+    def operation(
+        self,
+        actor: Actor,
+        action: Action,
+        *,
+        event_type: str,
+        source: Source,
+        space_ins: str | None = None,
+        space_id: str | None = None,
+        document: DocumentFacts | None = None,
+        target: Target | None = None,
+        require_space: bool = True,
+    ) -> Iterator[Operation]:
+        """Run one traced, policy-checked transaction (see the module docstring)."""
+        session = self.session_factory()
+        op = Operation(session, actor, action, event_type, source, self)
+        if target is not None:
+            op.target = target
+        try:
+            if space_ins is not None:
+                op.space = find_space_by_ins(session, space_ins)
+            elif space_id is not None:
+                op.space = session.get(PatientSpace, space_id)
+            if op.space is not None:
+                op.facts = space_facts(session, op.space, self.clock.now())
+            elif require_space and (space_ins is not None or space_id is not None):
+                op.decision = Decision.deny("unknown_space", "no patient space for this identity")
+                raise UnknownSpace(f"no patient space for {space_ins or space_id}")
+            op.decision = self.pdp.authorize_operation(
+                AccessRequest(actor, action, op.facts, document)
+            )
+            if not op.decision.permitted:
+                raise AccessDenied(op.decision)
+            yield op
+            self._after_permit(op)
+            trace.append(session, self._entry(op), now=self.clock.now(), signer=self.signer)
+            session.commit()
+        except BaseException as exc:
+            session.rollback()
+            op.outcome = "denied" if isinstance(exc, AccessDenied) else "failure"
+            op.error_code = op.error_code or str(getattr(exc, "code", type(exc).__name__))
+            if isinstance(exc, AccessDenied):
+                op.decision = exc.decision
+            self._trace_failure(op)
+            raise
+        finally:
+            session.close()
+
+    def _after_permit(self, op: Operation) -> None:
+        if op.space is None:
+            return
+        actor = op.actor
+        if Obligation.NOTIFY_PATIENT_NOW in op.decision.obligations:
+            op.notify(
+                "emergency_access",
+                f"Le {op.now:%d/%m/%Y à %H:%M}, {actor.name or actor.id} a accédé à votre "
+                f"dossier en mode « {actor.access_mode} ».",
+                dedup_key=f"emergency:{op.space.id}:{actor.id}:{op.source.request_id or op.now}",
+            )
+        if actor.kind is ActorKind.PROFESSIONAL:
+            seen = op.session.execute(
+                select(TraceRecord.id)
+                .where(
+                    TraceRecord.space_key == op.space.id,
+                    TraceRecord.actor_id == actor.id,
+                    TraceRecord.outcome == "success",
+                )
+                .limit(1)
+            ).first()
+            if seen is None:
+                op.notify(
+                    "first_access",
+                    f"{actor.name or actor.id} a accédé pour la première fois à votre dossier "
+                    f"médical le {op.now:%d/%m/%Y}.",
+                    dedup_key=f"first_access:{op.space.id}:{actor.id}",
+                )
+
+    def _entry(self, op: Operation) -> TraceEntry:
+        return TraceEntry(
+            actor=op.actor,
+            action=str(op.action),
+            event_type=op.event_type,
+            decision=op.decision,
+            outcome=op.outcome,
+            source=op.source,
+            space_id=op.space.id if op.space is not None else None,
+            target=op.target,
+            error_code=op.error_code,
+            detail=op.detail,
+        )
+
+    def _trace_failure(self, op: Operation) -> None:
+        with self.session_factory() as session:
+            trace.append(session, self._entry(op), now=self.clock.now(), signer=self.signer)
+            session.commit()
+
+    def record(self, entry: TraceEntry) -> None:
+        """Trace an event that did not reach a use case (e.g. a refused VIHF signature)."""
+        with self.session_factory() as session:
+            trace.append(session, entry, now=self.clock.now(), signer=self.signer)
+            session.commit()
