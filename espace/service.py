@@ -53,6 +53,7 @@ class Operation:
     source: Source
     espace: Espace
     space: PatientSpace | None = None
+    space_id: str | None = None  # kept apart: ``space`` expires when the transaction rolls back
     facts: SpaceFacts | None = None
     decision: Decision = field(default_factory=lambda: Decision.deny("pending", "not decided"))
     target: Target = field(default_factory=Target)
@@ -124,6 +125,7 @@ class Espace:
             elif space_id is not None:
                 op.space = session.get(PatientSpace, space_id)
             if op.space is not None:
+                op.space_id = op.space.id
                 op.facts = space_facts(session, op.space, self.clock.now())
             elif require_space and (space_ins is not None or space_id is not None):
                 op.decision = Decision.deny("unknown_space", "no patient space for this identity")
@@ -185,7 +187,7 @@ class Espace:
             decision=op.decision,
             outcome=op.outcome,
             source=op.source,
-            space_id=op.space.id if op.space is not None else None,
+            space_id=op.space_id,
             target=op.target,
             error_code=op.error_code,
             detail=op.detail,

@@ -22,7 +22,24 @@ from espace.service import Espace
 from espace.trace import TraceSigner
 from mes.wiring import build_espace, create_schema, import_all_models
 
-POSTGRES_URL = os.environ.get("MES_TEST_DATABASE_URL", "")
+_BASE_POSTGRES_URL = os.environ.get("MES_TEST_DATABASE_URL", "")
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _worker_postgres_url() -> str:
+    """One PostgreSQL schema per xdist worker, so parallel workers never share tables."""
+    if not _BASE_POSTGRES_URL:
+        return ""
+    import psycopg
+
+    schema = f"mes_test_{_WORKER}"
+    with psycopg.connect(_BASE_POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    separator = "&" if "?" in _BASE_POSTGRES_URL else "?"
+    return f"{_BASE_POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+
+
+POSTGRES_URL = _worker_postgres_url()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,451 @@
+"""Portability (RGPD art. 20, CSP R.1111-36): export everything of a space.
+
+The export is a ZIP archive holding ``bundle.json`` — a FHIR R4 ``collection`` Bundle of plain
+dicts (Patient, DocumentReference, Consent, AuditEvent, plus any FHIR resource stored by the
+other bricks) — the document files under ``documents/``, and a raw JSON dump of every other
+table of the space under ``data/``. The archive is encrypted (AES-256-GCM) with a key drawn for
+this export: the key is handed to the patient in the download link and only its SHA-256 is
+kept, so the stored archive is unreadable without the link. The link expires
+(``EXPORT_TTL_HOURS``, default 168); the expiry job then deletes the archive.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import json
+import os
+import secrets
+import zipfile
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    delete,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from espace.clock import as_utc
+from espace.crypto import DecryptionError
+from espace.db import Base
+from espace.errors import DomainError, NotFound
+from espace.models import (
+    AppConsent,
+    DocumentContent,
+    DocumentEntryRow,
+    PatientSpace,
+    SpaceProfessionalLink,
+    TraceRecord,
+    unflat,
+)
+from espace.service import Operation
+from espace.store import visibility_clause
+from espace.trace import Target
+
+Timestamp = DateTime(timezone=True)
+DEFAULT_TTL = timedelta(hours=168)
+INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
+PS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
+# Tables exported through their own mapping (everything else with a space_id is dumped raw).
+MAPPED_TABLES = frozenset(
+    {
+        "patient_space",
+        "document_entry",
+        "document_content",
+        "space_professional_link",
+        "app_consent",
+        "trace_record",
+        "export_archive",
+        "enrolment_code",
+        "notification_outbox",
+    }
+)
+
+
+class ExportArchive(Base):
+    """An encrypted export, downloadable with its link until it expires."""
+
+    __tablename__ = "export_archive"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    space_id: Mapped[str] = mapped_column(ForeignKey("patient_space.id"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="ready")  # ready | expired
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class ExportExpired(DomainError):
+    code = "export_expired"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportTicket:
+    id: str
+    key: str  # url-safe base64; shown once, in the link
+    expires_at: datetime
+    size: int
+    documents: int
+    resources: int
+
+
+# --------------------------------------------------------------------------- FHIR mapping
+def _iso(value: datetime | date | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    return value.isoformat()
+
+
+def patient_resource(space: PatientSpace) -> dict[str, Any]:
+    telecom = []
+    if space.email:
+        telecom.append({"system": "email", "value": space.email})
+    if space.phone:
+        telecom.append({"system": "phone", "value": space.phone})
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": space.id,
+        "identifier": [{"system": f"urn:oid:{space.ins_oid}", "value": space.ins}],
+        "name": [{"family": space.family_name, "given": space.given_names.split()}],
+        "gender": {"M": "male", "F": "female"}.get(space.sex, "unknown"),
+    }
+    if telecom:
+        resource["telecom"] = telecom
+    if space.birth_date:
+        resource["birthDate"] = space.birth_date.isoformat()
+    if space.death_date:
+        resource["deceasedDateTime"] = space.death_date.isoformat()
+    if space.medecin_traitant_id:
+        resource["generalPractitioner"] = [
+            {"identifier": {"system": PS_SYSTEM, "value": space.medecin_traitant_id}}
+        ]
+    return resource
+
+
+def document_reference(row: DocumentEntryRow, path: str | None) -> dict[str, Any]:
+    attachment: dict[str, Any] = {"contentType": row.mime_type or "application/octet-stream"}
+    if path:
+        attachment["url"] = path
+    if row.title:
+        attachment["title"] = row.title
+    if row.size:
+        attachment["size"] = row.size
+    if row.hash:
+        attachment["hash"] = base64.b64encode(bytes.fromhex(row.hash)).decode()
+    return {
+        "resourceType": "DocumentReference",
+        "id": row.entry_uuid.removeprefix("urn:uuid:"),
+        "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:oid:{row.unique_id}"},
+        "status": "current" if row.status == "Approved" else "superseded",
+        "type": {"coding": [{"system": row.type_code_system or None, "code": row.type_code}]},
+        "date": _iso(row.submission_time),
+        "author": [{"identifier": {"value": a}} for a in sorted(unflat(row.author_ids))],
+        "securityLabel": [
+            {"coding": [{"code": c}]} for c in sorted(unflat(row.confidentiality_codes))
+        ],
+        "content": [{"attachment": attachment}],
+    }
+
+
+def _consent(
+    space: PatientSpace, cid: str, text: str, permit: bool, **extra: Any
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Consent",
+        "id": cid,
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"text": text}],
+        "patient": {"reference": f"Patient/{space.id}"},
+        "policyRule": {"text": text},
+        "provision": {"type": "permit" if permit else "deny", **extra},
+    }
+    return resource
+
+
+def consents(session: Session, space: PatientSpace) -> list[dict[str, Any]]:
+    """The patient's settings and app pairings as FHIR Consent resources."""
+    out = [
+        _consent(space, "break-glass", "bris_de_glace", space.break_glass_allowed),
+        _consent(space, "regulation", "centre_15", space.regulation_allowed),
+        _consent(space, "auto-unmask", "auto_unmask_in_emergency", space.auto_unmask_in_emergency),
+        _consent(space, "prevention", "personalised_prevention", not space.prevention_opposed),
+    ]
+    for kind, pid in session.execute(
+        select(SpaceProfessionalLink.kind, SpaceProfessionalLink.professional_id).where(
+            SpaceProfessionalLink.space_id == space.id
+        )
+    ).all():
+        out.append(
+            _consent(
+                space,
+                f"{kind}-{pid}",
+                kind,
+                kind.startswith("authorized"),
+                actor=[{"reference": {"identifier": {"system": PS_SYSTEM, "value": pid}}}],
+            )
+        )
+    for consent in session.execute(
+        select(AppConsent).where(AppConsent.space_id == space.id)
+    ).scalars():
+        item = _consent(
+            space,
+            f"app-{consent.id}",
+            f"app:{consent.app_id}",
+            consent.withdrawn_at is None,
+            purpose=[{"code": p} for p in sorted(unflat(consent.purposes))],
+        )
+        if consent.withdrawn_at is not None:
+            item["status"] = "inactive"
+        out.append(item)
+    return out
+
+
+def audit_event(record: TraceRecord) -> dict[str, Any]:
+    return {
+        "resourceType": "AuditEvent",
+        "id": f"trace-{record.seq}",
+        "type": {"code": record.event_type},
+        "action": "E",
+        "recorded": _iso(record.recorded_at),
+        "outcome": {"success": "0", "failure": "8", "denied": "4"}.get(record.outcome, "8"),
+        "agent": [
+            {
+                "who": {"identifier": {"value": record.actor_id}, "display": record.actor_name},
+                "type": {"text": record.actor_kind},
+                "requestor": True,
+                "purposeOfUse": [{"text": record.access_mode}],
+            }
+        ],
+        "source": {"observer": {"display": record.source_face or "mes"}},
+        "entity": [
+            {
+                "what": {"identifier": {"value": record.target_id}},
+                "type": {"code": record.target_type},
+            }
+        ],
+        "extension": [
+            {"url": "urn:mes:decision", "valueString": f"{record.decision}:{record.rule_id}"}
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- building
+def _decrypt(op: Operation, content: DocumentContent) -> bytes | None:
+    """Decrypt a stored document (tries the object ids the repository may bind)."""
+    for object_id in (
+        content.unique_id,
+        f"{content.repository_unique_id}/{content.unique_id}",
+        str(content.id),
+    ):
+        try:
+            return op.espace.cipher.decrypt(
+                content.encrypted, space_id=content.space_id, object_id=object_id
+            )
+        except DecryptionError:
+            continue
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return _iso(value)
+    if isinstance(value, bytes):
+        return {"base64": base64.b64encode(value).decode()}
+    return value
+
+
+def build_archive(op: Operation) -> tuple[bytes, int, int]:
+    """The plain ZIP of the space as the actor sees it: (bytes, documents, resources)."""
+    space = op.space
+    assert space is not None
+    session = op.session
+    entries: list[dict[str, Any]] = [{"resource": patient_resource(space)}]
+    buffer = io.BytesIO()
+    documents = 0
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        rows = session.execute(
+            select(DocumentEntryRow)
+            .where(DocumentEntryRow.space_id == space.id, visibility_clause(op.visibility()))
+            .order_by(DocumentEntryRow.submission_time)
+        ).scalars()
+        for row in rows:
+            content = session.execute(
+                select(DocumentContent).where(
+                    DocumentContent.space_id == space.id,
+                    DocumentContent.unique_id == row.unique_id,
+                )
+            ).scalar_one_or_none()
+            path = None
+            data = _decrypt(op, content) if content is not None else None
+            if data is not None:
+                path = f"documents/{_safe(row.unique_id)}{_extension(row.mime_type)}"
+                archive.writestr(path, data)
+                documents += 1
+            entries.append({"resource": document_reference(row, path)})
+        entries += [{"resource": c} for c in consents(session, space)]
+        for record in session.execute(
+            select(TraceRecord).where(TraceRecord.space_key == space.id).order_by(TraceRecord.seq)
+        ).scalars():
+            entries.append({"resource": audit_event(record)})
+        for table in Base.metadata.sorted_tables:
+            if table.name in MAPPED_TABLES or "space_id" not in table.c:
+                continue
+            dump = []
+            for item in session.execute(select(table).where(table.c.space_id == space.id)):
+                values = {k: _jsonable(v) for k, v in item._mapping.items()}
+                dump.append(values)
+                for value in values.values():
+                    if isinstance(value, dict) and isinstance(value.get("resourceType"), str):
+                        entries.append({"resource": value})
+            if dump:
+                archive.writestr(f"data/{table.name}.json", json.dumps(dump, indent=1, default=str))
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "timestamp": _iso(op.now),
+            "meta": {"tag": [{"code": "mes-export"}]},
+            "entry": entries,
+        }
+        archive.writestr("bundle.json", json.dumps(bundle, indent=1, ensure_ascii=False))
+    return buffer.getvalue(), documents, len(entries)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in name)[:120]
+
+
+def _extension(mime: str) -> str:
+    return {
+        "text/xml": ".xml",
+        "application/xml": ".xml",
+        "application/pdf": ".pdf",
+        "text/plain": ".txt",
+        "image/jpeg": ".jpg",
+        "image/png": ".png",
+    }.get(mime, ".bin")
+
+
+def _aad(export_id: str, space_id: str) -> bytes:
+    return f"mes-export|{space_id}|{export_id}".encode()
+
+
+def create_export(op: Operation) -> ExportTicket:
+    """Build and encrypt the export now; notify the patient that it is ready."""
+    space = op.space
+    assert space is not None
+    plain, documents, resources = build_archive(op)
+    key = AESGCM.generate_key(bit_length=256)
+    export_id = secrets.token_hex(16)
+    nonce = os.urandom(12)
+    blob = b"\x01" + nonce + AESGCM(key).encrypt(nonce, plain, _aad(export_id, space.id))
+    ttl_hours = op.espace.settings.get("EXPORT_TTL_HOURS")
+    ttl = timedelta(hours=int(ttl_hours)) if ttl_hours else DEFAULT_TTL
+    row = ExportArchive(
+        id=export_id,
+        space_id=space.id,
+        requested_by=op.actor.id,
+        created_at=op.now,
+        expires_at=op.now + ttl,
+        key_hash=hashlib.sha256(key).hexdigest(),
+        size=len(blob),
+        blob=blob,
+    )
+    op.session.add(row)
+    op.target = Target("Export", export_id)
+    op.detail = {"documents": documents, "resources": resources, "size": len(blob)}
+    op.notify(
+        "export_ready",
+        f"L'export de votre profil Mon espace santé est prêt. Téléchargez-le depuis votre espace "
+        f"avec le lien affiché lors de la demande, avant le {op.now + ttl:%d/%m/%Y à %H:%M}.",
+        dedup_key=f"export:{export_id}",
+    )
+    return ExportTicket(
+        export_id,
+        base64.urlsafe_b64encode(key).decode().rstrip("="),
+        op.now + ttl,
+        len(blob),
+        documents,
+        resources,
+    )
+
+
+def open_export(op: Operation, export_id: str, key: str) -> bytes:
+    """Decrypt an export of this space with the key of its link (raises on expiry or bad key)."""
+    space = op.space
+    assert space is not None
+    row = op.session.execute(
+        select(ExportArchive).where(
+            ExportArchive.id == export_id, ExportArchive.space_id == space.id
+        )
+    ).scalar_one_or_none()
+    op.target = Target("Export", export_id)
+    if row is None:
+        raise NotFound("no such export", code="unknown_export")
+    if row.blob is None or as_utc(row.expires_at) <= op.now:
+        raise ExportExpired("the download link has expired")
+    try:
+        raw_key = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+    except (ValueError, TypeError):
+        raw_key = b""
+    if not hmac.compare_digest(hashlib.sha256(raw_key).hexdigest(), row.key_hash):
+        raise NotFound("no such export", code="unknown_export")
+    blob = row.blob
+    plain = AESGCM(raw_key).decrypt(blob[1:13], blob[13:], _aad(row.id, space.id))
+    row.downloads += 1
+    return plain
+
+
+def expire_exports(espace: Any) -> int:
+    """Delete the archives whose link expired (scheduled job, one traced operation each)."""
+    from espace.lifecycle import system_actor
+    from espace.trace import Source
+    from habilitation.model import Action
+
+    now = espace.clock.now()
+    with espace.session_factory() as session:
+        due = session.execute(
+            select(ExportArchive.id, ExportArchive.space_id).where(
+                ExportArchive.expires_at <= now, ExportArchive.blob.is_not(None)
+            )
+        ).all()
+    for export_id, space_id in due:
+        with espace.operation(
+            system_actor("export_expiry"),
+            Action.SYSTEM_JOB,
+            event_type="export.expire",
+            source=Source(face="job"),
+            space_id=space_id,
+        ) as op:
+            row = op.session.get(ExportArchive, export_id)
+            if row is not None:
+                row.blob, row.status = None, "expired"
+            op.target = Target("Export", export_id)
+    return len(due)
+
+
+def purge_exports(session: Session, space_id: str) -> None:
+    session.execute(delete(ExportArchive).where(ExportArchive.space_id == space_id))
