@@ -85,9 +85,6 @@ def load_demo(espace: Espace) -> dict[str, Any]:
             fields = {k: v for k, v in patient.items() if k != "note"}
             register_space(session, ins_oid=INS_OID_TEST, now=now, **fields)
             created.append(patient["ins"])
-        session.flush()
-        if created:
-            _settings(session, espace)
         register_app(
             session,
             DEMO_APP,
@@ -97,6 +94,9 @@ def load_demo(espace: Espace) -> dict[str, Any]:
             oid="1.2.250.1.999.1.1",
             redirect_uris=["http://127.0.0.1:8765/callback"],
         )
+        session.flush()
+        if created:
+            _settings(session, espace)
         session.commit()
     return {
         "created_spaces": created,
