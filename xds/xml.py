@@ -96,7 +96,7 @@ def _parser_options(encoding: str | None) -> dict[str, object]:
 
 
 def _refuse_doctype(data: bytes, encoding: str | None) -> None:
-    parser = etree.XMLParser(target=_PrologProbe(), **_parser_options(encoding))  # type: ignore[call-overload]
+    parser = etree.XMLParser(target=_PrologProbe(), **_parser_options(encoding))
     try:
         parser.feed(data)
         parser.close()
@@ -134,7 +134,7 @@ def parse_xml(
         raise XmlSecurityError(XmlRefusal.MALFORMED, "empty XML document")
     _refuse_doctype(data, encoding)
 
-    parser = etree.XMLPullParser(events=("start", "end"), **_parser_options(encoding))  # type: ignore[call-overload]
+    parser = etree.XMLPullParser(events=("start", "end"), **_parser_options(encoding))
     depth = 0
     try:
         for offset in range(0, len(data), _CHUNK):
