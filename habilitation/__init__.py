@@ -3,6 +3,7 @@
 Pure Python, no I/O (no Flask, SQLAlchemy, lxml, SMTP): a layering test enforces it.
 """
 
+from habilitation.matrix import HabilitationMatrix
 from habilitation.model import (
     AccessMode,
     AccessRequest,
@@ -20,6 +21,8 @@ from habilitation.model import (
     SpaceFacts,
     SpaceStatus,
 )
+from habilitation.pdp import PolicyDecisionPoint
+from habilitation.rights import FunctionalRights
 
 __all__ = [
     "AccessMode",
@@ -33,7 +36,10 @@ __all__ = [
     "DocumentStatus",
     "DocumentVisibility",
     "Effect",
+    "FunctionalRights",
+    "HabilitationMatrix",
     "Obligation",
+    "PolicyDecisionPoint",
     "Purpose",
     "SpaceFacts",
     "SpaceStatus",

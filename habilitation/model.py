@@ -141,7 +141,8 @@ PROFESSION_DENTISTE = "40"
 PROFESSION_SAGE_FEMME = "50"
 PROFESSION_INFIRMIER = "60"
 PROFESSION_KINE = "70"
-SPECIALTY_MEDECINE_DU_TRAVAIL = frozenset({"SM25", "C41", "CAPA11"})  # TRE_R01 "Médecine du travail"
+# TRE_R01 "Médecine du travail"
+SPECIALTY_MEDECINE_DU_TRAVAIL = frozenset({"SM25", "C41", "CAPA11"})
 
 
 @dataclass(frozen=True, slots=True)
