@@ -26,19 +26,16 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
     DateTime,
-    ForeignKey,
-    Integer,
-    LargeBinary,
-    String,
     delete,
     select,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from espace.clock import as_utc
 from espace.crypto import DecryptionError
 from espace.db import Base
 from espace.errors import DomainError, NotFound
+from espace.lifecycle import ExportArchive
 from espace.models import (
     AppConsent,
     DocumentContent,
@@ -56,6 +53,8 @@ Timestamp = DateTime(timezone=True)
 DEFAULT_TTL = timedelta(hours=168)
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
 PS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
+# Versions of resources already exported as their current version (kept in the raw dump only).
+HISTORY_TABLES = frozenset({"fhir_resource_version", "fhir_search_index"})
 # Tables exported through their own mapping (everything else with a space_id is dumped raw).
 MAPPED_TABLES = frozenset(
     {
@@ -68,25 +67,20 @@ MAPPED_TABLES = frozenset(
         "export_archive",
         "enrolment_code",
         "notification_outbox",
+        "mail_message",
+        "fhir_search_index",
+        # registry metadata could reveal entries hidden from the caller (minor's secret,
+        # INVISIBLE_PATIENT): documents are exported through the visibility predicate only
+        "submission_set",
+        "folder",
+        "association",
+        # secrets and encrypted blobs with no meaning for the patient
+        "pairing_code",
+        "mail_outbound",
+        "mail_attachment",
+        "mail_draft",
     }
 )
-
-
-class ExportArchive(Base):
-    """An encrypted export, downloadable with its link until it expires."""
-
-    __tablename__ = "export_archive"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    space_id: Mapped[str] = mapped_column(ForeignKey("patient_space.id"), index=True)
-    requested_by: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(Timestamp)
-    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
-    key_hash: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="ready")  # ready | expired
-    downloads: Mapped[int] = mapped_column(Integer, default=0)
-    blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class ExportExpired(DomainError):
@@ -307,10 +301,11 @@ def build_archive(op: Operation) -> tuple[bytes, int, int]:
                 documents += 1
             entries.append({"resource": document_reference(row, path)})
         entries += [{"resource": c} for c in consents(session, space)]
-        for record in session.execute(
-            select(TraceRecord).where(TraceRecord.space_key == space.id).order_by(TraceRecord.seq)
-        ).scalars():
+        from espace.settings import trace_page
+
+        for record in reversed(trace_page(op, limit=10**9)):
             entries.append({"resource": audit_event(record)})
+        entries += [{"resource": c} for c in _messages(op, archive)]
         for table in Base.metadata.sorted_tables:
             if table.name in MAPPED_TABLES or "space_id" not in table.c:
                 continue
@@ -319,8 +314,9 @@ def build_archive(op: Operation) -> tuple[bytes, int, int]:
                 values = {k: _jsonable(v) for k, v in item._mapping.items()}
                 dump.append(values)
                 for value in values.values():
-                    if isinstance(value, dict) and isinstance(value.get("resourceType"), str):
-                        entries.append({"resource": value})
+                    resource = _as_resource(value)
+                    if resource is not None and table.name not in HISTORY_TABLES:
+                        entries.append({"resource": resource})
             if dump:
                 archive.writestr(f"data/{table.name}.json", json.dumps(dump, indent=1, default=str))
         bundle = {
@@ -332,6 +328,56 @@ def build_archive(op: Operation) -> tuple[bytes, int, int]:
         }
         archive.writestr("bundle.json", json.dumps(bundle, indent=1, ensure_ascii=False))
     return buffer.getvalue(), documents, len(entries)
+
+
+def _messages(op: Operation, archive: zipfile.ZipFile) -> list[dict[str, Any]]:
+    """Secure messages (``espace.mailbox``) as FHIR Communication resources, bodies decrypted."""
+    import importlib
+
+    try:
+        mailbox = importlib.import_module("espace.mailbox")
+    except ModuleNotFoundError:
+        return []
+    space = op.space
+    assert space is not None
+    out: list[dict[str, Any]] = []
+    for conversation in mailbox.conversations(op.session, space.id):
+        for message in mailbox.messages_of(op.session, space.id, conversation.id):
+            try:
+                body = mailbox.message_body(op.espace.cipher, message)
+            except DecryptionError:
+                body = ""
+            path = f"messages/{_safe(message.id)}.txt"
+            archive.writestr(path, body)
+            out.append(
+                {
+                    "resourceType": "Communication",
+                    "id": message.id,
+                    "status": "completed",
+                    "identifier": [{"value": message.message_id}],
+                    "topic": {"text": message.subject},
+                    "sent": _iso(message.received_at),
+                    "sender": {"display": f"{message.from_name} <{message.from_address}>"},
+                    "category": [{"text": message.direction}],
+                    "payload": [
+                        {"contentString": body},
+                        {"contentAttachment": {"contentType": "text/plain", "url": path}},
+                    ],
+                }
+            )
+    return out
+
+
+def _as_resource(value: Any) -> dict[str, Any] | None:
+    """A FHIR resource stored by another brick (a dict, or its JSON text), else None."""
+    if isinstance(value, str) and value.startswith("{") and '"resourceType"' in value[:200]:
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if isinstance(value, dict) and isinstance(value.get("resourceType"), str):
+        return value
+    return None
 
 
 def _safe(name: str) -> str:

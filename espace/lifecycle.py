@@ -24,12 +24,28 @@ import hashlib
 import hmac
 import secrets
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, delete, func, select
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    func,
+    inspect,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from espace.admin import add_representative
@@ -112,6 +128,42 @@ class SpaceLifecycle(Base):
     majority_processed_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     terms_version: Mapped[str] = mapped_column(String(16), default="")
     terms_accepted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class PreventionCampaign(Base):
+    """One prevention message (espace.prevention) (and proposed appointment) sent to one space."""
+
+    __tablename__ = "prevention_campaign"
+    __table_args__ = (UniqueConstraint("space_id", "rule_id", "period_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    space_id: Mapped[str] = mapped_column(ForeignKey("patient_space.id"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(64))
+    period_key: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(Timestamp)
+    appointment_kind: Mapped[str] = mapped_column(String(32), default="")
+    appointment_with: Mapped[str] = mapped_column(String(200), default="")
+    appointment_proposed_for: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    delivered_to: Mapped[str] = mapped_column(String(64), default="prevention_campaign")
+
+
+class ExportArchive(Base):
+    """An encrypted export (espace.export), downloadable with its link until it expires."""
+
+    __tablename__ = "export_archive"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    space_id: Mapped[str] = mapped_column(ForeignKey("patient_space.id"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="ready")  # ready | expired
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 # --------------------------------------------------------------------------- results
@@ -305,6 +357,13 @@ def _consume_code(op: Operation, code: str) -> None:
     current.used_at = now
 
 
+def _lock(op: Operation) -> None:
+    """Re-read the space row under a row lock (SELECT ... FOR UPDATE on PostgreSQL), so that
+    two transitions (an opposition and the automatic creation) never both apply."""
+    assert op.space is not None
+    op.session.refresh(op.space, with_for_update=True)
+
+
 def _lifecycle_row(session: Session, space: PatientSpace) -> SpaceLifecycle:
     row = session.get(SpaceLifecycle, space.id)
     if row is None:
@@ -486,6 +545,7 @@ def enrol(
             f"{_fmt(deadline)} avec le code reçu par "
             f"{'courrier' if channel == 'letter' else 'e-mail'}.",
         )
+        op.space_id = space.id  # the record starts the new space's chain
         return Enrolment(space.id, ins, code, as_utc(row.expires_at), deadline)
 
 
@@ -557,6 +617,7 @@ def oppose(
     ) as op:
         space = op.space
         assert space is not None
+        _lock(op)
         op.target = Target("PatientSpace", space.id)
         if space.status == SpaceStatus.OPPOSED.value:
             raise Conflict("an opposition is already recorded", code="already_opposed")
@@ -652,6 +713,7 @@ def create_voluntarily(
         space_ins=_check_ins(ins),
     ) as op:
         assert op.space is not None
+        _lock(op)
         _require_status(op.space, SpaceStatus.PENDING, SpaceStatus.OPPOSED)
         _consume_code(op, code)
         _create(op, "voluntary")
@@ -687,6 +749,7 @@ def activate(
     ) as op:
         space = op.space
         assert space is not None
+        _lock(op)
         if space.status in (SpaceStatus.PENDING.value, SpaceStatus.OPPOSED.value):
             if not code:
                 raise InvalidInput("the one-time code is required", code="code_required")
@@ -749,6 +812,7 @@ def close(
     source: Source,
     reason: str = "FERMETURE_DEMANDE_PATIENT",
     delete_now: bool = False,
+    code: str | None = None,
 ) -> SpaceState | None:
     """Close a space (logical deletion, CSP R.1111-36): nothing is readable by anyone.
 
@@ -756,19 +820,23 @@ def close(
     blocks and feeding oppositions are kept so that a reopening restores the person's choices.
     Data are kept ten years, then purged. With ``delete_now`` everything is deleted at once,
     including the spaces of the children and represented persons of the caller (returns None).
+    A person without an account may present a one-time code instead of a login (``code``).
     """
     _require_patient_side_or_agent(actor)
     if reason not in CLOSURE_REASONS:
         raise InvalidInput(f"unknown closure reason {reason!r}", code="invalid_reason")
     ins = _check_ins(ins)
     if delete_now:
-        delete_definitively(espace, actor, ins, source=source)
+        delete_definitively(espace, actor, ins, source=source, code=code)
         return None
     with espace.operation(
         actor, Action.MANAGE_LIFECYCLE, event_type="lifecycle.close", source=source, space_ins=ins
     ) as op:
         assert op.space is not None
+        _lock(op)
         _require_status(op.space, SpaceStatus.ACTIVE)
+        if code is not None and actor.kind is not ActorKind.SUPPORT_AGENT:
+            _consume_code(op, code)
         _close(op, reason, op.now)
         return _state(op.session, op.space, espace)
 
@@ -836,6 +904,7 @@ def reopen(
     ) as op:
         space = op.space
         assert space is not None
+        _lock(op)
         _require_status(space, SpaceStatus.CLOSED)
         if space.death_date is not None:
             raise Conflict("the space of a deceased person is not reopened", code="deceased")
@@ -868,6 +937,7 @@ def record_death(
     ) as op:
         space = op.space
         assert space is not None
+        _lock(op)
         if death_date > op.now.date():
             raise InvalidInput("the death date is in the future", code="invalid_date")
         space.death_date = death_date
@@ -889,8 +959,13 @@ def record_death(
 def purge_space_rows(session: Session, space_id: str) -> int:
     """Delete every row of ``space_id`` in every table, its trace chain, then the space."""
     removed = 0
+    existing = set(inspect(session.connection()).get_table_names())
     for table in reversed(Base.metadata.sorted_tables):
-        if table.name == PatientSpace.__tablename__ or "space_id" not in table.c:
+        if (
+            table.name == PatientSpace.__tablename__
+            or "space_id" not in table.c
+            or table.name not in existing
+        ):
             continue
         result = session.execute(table.delete().where(table.c.space_id == space_id))
         removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -901,7 +976,9 @@ def purge_space_rows(session: Session, space_id: str) -> int:
     return removed + 1
 
 
-def delete_definitively(espace: Espace, actor: Actor, ins: str, *, source: Source) -> list[str]:
+def delete_definitively(
+    espace: Espace, actor: Actor, ins: str, *, source: Source, code: str | None = None
+) -> list[str]:
     """Delete a space now with all its data (CSP R.1111-36 express request), and the spaces of
     the persons the caller represents. Traced in the service chain (the space's chain is gone).
 
@@ -914,9 +991,12 @@ def delete_definitively(espace: Espace, actor: Actor, ins: str, *, source: Sourc
     ) as op:
         space = op.space
         assert space is not None
+        _lock(op)
         _require_status(
             space, SpaceStatus.ACTIVE, SpaceStatus.CLOSED, SpaceStatus.OPPOSED, SpaceStatus.PENDING
         )
+        if code is not None and actor.kind is not ActorKind.SUPPORT_AGENT:
+            _consume_code(op, code)
         represented = list(
             op.session.execute(
                 select(PatientSpace)
@@ -933,7 +1013,7 @@ def delete_definitively(espace: Espace, actor: Actor, ins: str, *, source: Sourc
         rows = 0
         for space_id in ids:
             rows += purge_space_rows(op.session, space_id)
-        op.space = None  # the record goes to the service chain: the space has no chain left
+        op.space = op.space_id = None  # to the service chain: the space's chain is gone
         op.target = Target("PatientSpace", space.id)
         op.detail = {"deleted_spaces": ids, "rows": rows, "reason": "demande_suppression"}
         return deleted
@@ -1174,18 +1254,20 @@ def run_automatic_creation(espace: Espace, *, source: Source | None = None) -> i
         )
     count = 0
     for space_id in due:
-        with espace.operation(
-            system_actor("automatic_creation"),
-            Action.SYSTEM_JOB,
-            event_type="lifecycle.create",
-            source=src,
-            space_id=space_id,
-        ) as op:
-            assert op.space is not None
-            if op.space.status != SpaceStatus.PENDING.value:
-                continue  # raced with an opposition: nothing to do (an empty success is traced)
-            _create(op, "automatic")
-            count += 1
+        with suppress(UnknownSpace, IntegrityError):  # another node did it
+            with espace.operation(
+                system_actor("automatic_creation"),
+                Action.SYSTEM_JOB,
+                event_type="lifecycle.create",
+                source=src,
+                space_id=space_id,
+            ) as op:
+                assert op.space is not None
+                _lock(op)
+                if op.space.status != SpaceStatus.PENDING.value:
+                    continue  # raced with an opposition: nothing to do (an empty success is traced)
+                _create(op, "automatic")
+                count += 1
     return count
 
 
@@ -1224,61 +1306,63 @@ def run_majority(espace: Espace, *, source: Source | None = None) -> tuple[int, 
         )
     ended = reenrolled = 0
     for space_id in sorted(ending | never_created):
-        with espace.operation(
-            system_actor("majority"),
-            Action.SYSTEM_JOB,
-            event_type="lifecycle.majority",
-            source=src,
-            space_id=space_id,
-        ) as op:
-            space = op.space
-            assert space is not None
-            op.target = Target("PatientSpace", space.id)
-            reps = list(
-                op.session.execute(
-                    select(SpaceRepresentative).where(
-                        SpaceRepresentative.space_id == space.id,
-                        SpaceRepresentative.kind == "legal_representative",
-                        SpaceRepresentative.status.in_(("active", "invited")),
+        with suppress(UnknownSpace, IntegrityError):  # another node did it
+            with espace.operation(
+                system_actor("majority"),
+                Action.SYSTEM_JOB,
+                event_type="lifecycle.majority",
+                source=src,
+                space_id=space_id,
+            ) as op:
+                space = op.space
+                assert space is not None
+                _lock(op)
+                op.target = Target("PatientSpace", space.id)
+                reps = list(
+                    op.session.execute(
+                        select(SpaceRepresentative).where(
+                            SpaceRepresentative.space_id == space.id,
+                            SpaceRepresentative.kind == "legal_representative",
+                            SpaceRepresentative.status.in_(("active", "invited")),
+                        )
+                    ).scalars()
+                )
+                if reps:
+                    emails = [r.email for r in reps if r.email and r.status == "active"]
+                    _notify_representatives(
+                        op,
+                        emails,
+                        f"{space.given_names} {space.family_name} a 18 ans depuis le "
+                        f"{_fmt(_years_after(space.birth_date, MAJORITY_AGE))} : votre accès à son "
+                        "profil Mon espace santé a pris fin.",
                     )
-                ).scalars()
-            )
-            if reps:
-                emails = [r.email for r in reps if r.email and r.status == "active"]
-                _notify_representatives(
-                    op,
-                    emails,
-                    f"{space.given_names} {space.family_name} a 18 ans depuis le "
-                    f"{_fmt(_years_after(space.birth_date, MAJORITY_AGE))} : votre accès à son "
-                    "profil Mon espace santé a pris fin.",
-                )
-                for rep in reps:
-                    rep.status, rep.ended_at = "ended", op.now
-                ended += len(reps)
-            life = _lifecycle_row(op.session, space)
-            if space.id in never_created:
-                space.enrolment_sent_at = op.now
-                space.enrolment_bounced = False
-                _set_status(space, SpaceStatus.PENDING, op.now)
-                life.opposed_at, life.opposed_by_kind, life.opposed_by_id = None, "", ""
-                deadline = op.now + opposition_period(espace)
-                _lifecycle_notice(
-                    op,
-                    "majority-enrolment",
-                    "Vous avez 18 ans : votre profil Mon espace santé va être créé. Vous pouvez "
-                    f"vous y opposer jusqu'au {_fmt(deadline)} (demandez votre code "
-                    "provisoire en ligne ou au 3422).",
-                )
-                reenrolled += 1
-            elif space.status == SpaceStatus.ACTIVE.value:
-                _lifecycle_notice(
-                    op,
-                    "majority",
-                    "Vous avez 18 ans : vous gérez désormais seul(e) votre profil Mon espace "
-                    "santé ; l'accès de vos représentants légaux a pris fin.",
-                )
-            life.majority_processed_at = op.now
-            op.detail = {"representatives_ended": [r.representative_id for r in reps]}
+                    for rep in reps:
+                        rep.status, rep.ended_at = "ended", op.now
+                    ended += len(reps)
+                life = _lifecycle_row(op.session, space)
+                if space.id in never_created:
+                    space.enrolment_sent_at = op.now
+                    space.enrolment_bounced = False
+                    _set_status(space, SpaceStatus.PENDING, op.now)
+                    life.opposed_at, life.opposed_by_kind, life.opposed_by_id = None, "", ""
+                    deadline = op.now + opposition_period(espace)
+                    _lifecycle_notice(
+                        op,
+                        "majority-enrolment",
+                        "Vous avez 18 ans : votre profil Mon espace santé va être créé. Vous "
+                        f"pouvez vous y opposer jusqu'au {_fmt(deadline)} (demandez votre code "
+                        "provisoire en ligne ou au 3422).",
+                    )
+                    reenrolled += 1
+                elif space.status == SpaceStatus.ACTIVE.value:
+                    _lifecycle_notice(
+                        op,
+                        "majority",
+                        "Vous avez 18 ans : vous gérez désormais seul(e) votre profil Mon espace "
+                        "santé ; l'accès de vos représentants légaux a pris fin.",
+                    )
+                life.majority_processed_at = op.now
+                op.detail = {"representatives_ended": [r.representative_id for r in reps]}
     return ended, reenrolled
 
 
@@ -1338,19 +1422,36 @@ def run_purge(espace: Espace, *, source: Source | None = None, progress: bool = 
         )
     count = 0
     for space_id in tqdm(due, desc="purge", unit="space", disable=not progress):
-        with espace.operation(
-            system_actor("purge"),
-            Action.SYSTEM_JOB,
-            event_type="lifecycle.purge",
-            source=src,
-            space_id=space_id,
-        ) as op:
-            rows = purge_space_rows(op.session, space_id)
-            op.space = None
-            op.target = Target("PatientSpace", space_id)
-            op.detail = {"rows": rows, "reason": "retention_over"}
-            count += 1
+        with suppress(UnknownSpace, IntegrityError):  # another node did it
+            with espace.operation(
+                system_actor("purge"),
+                Action.SYSTEM_JOB,
+                event_type="lifecycle.purge",
+                source=src,
+                space_id=space_id,
+            ) as op:
+                rows = purge_space_rows(op.session, space_id)
+                op.space = op.space_id = None
+                op.target = Target("PatientSpace", space_id)
+                op.detail = {"rows": rows, "reason": "retention_over"}
+                count += 1
     return count
+
+
+_DAILY: dict[tuple[int, str], tuple[weakref.ref[Espace], date]] = {}
+
+
+def _first_run_today(espace: Espace, job: str) -> bool:
+    """Daily jobs (prevention scans every space) run once a day per process; the scheduler
+    calls :func:`run_due_jobs` every minute. Several nodes may each run it once: the campaign
+    table's unique key keeps one message per rule and period."""
+    today = espace.clock.now().date()
+    key = (id(espace), job)
+    seen = _DAILY.get(key)
+    if seen is not None and seen[0]() is espace and seen[1] == today:
+        return False
+    _DAILY[key] = (weakref.ref(espace), today)
+    return True
 
 
 def run_due_jobs(
@@ -1358,10 +1459,12 @@ def run_due_jobs(
     *,
     progress: bool = False,
     extra: Iterable[tuple[str, Callable[[Espace], int]]] = (),
+    force_daily: bool = False,
 ) -> dict[str, Any]:
     """Run every time-based job once (``mes serve`` calls this every minute; ``mes jobs run``).
 
-    Jobs: automatic creation, majority, purge, prevention campaigns, expiry of exports, plus
+    Jobs: automatic creation, majority, purge, prevention campaigns (once a day unless
+    ``force_daily``), expiry of exports, plus
     ``extra`` (name, callable) pairs such as the notification digest of ``mes.notifier``.
     One failing job does not stop the others; its error is reported.
     """
@@ -1386,9 +1489,10 @@ def run_due_jobs(
 
     from espace import export, prevention
 
-    report.prevention = (
-        step("prevention", lambda: prevention.run_campaigns(espace, source=source)) or 0
-    )
+    if force_daily or _first_run_today(espace, "prevention"):
+        report.prevention = (
+            step("prevention", lambda: prevention.run_campaigns(espace, source=source)) or 0
+        )
     report.exports_expired = step("exports", lambda: export.expire_exports(espace)) or 0
     result = report.as_dict()
     for name, fn in extra:

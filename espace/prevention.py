@@ -6,7 +6,9 @@ person who opposed prevention (CSP R.1111-31, décret 2021-1048: the holder may 
 personalised prevention messages) — the PDP denies ``DELIVER_MESSAGE`` by the system then.
 The mailbox is never an input. Every campaign is recorded in ``prevention_campaign`` (dedup
 and the patient's view); when ``espace.mailbox`` / ``espace.agenda`` expose a delivery function
-it is called too (see :data:`MAILBOX_HOOKS`, :data:`AGENDA_HOOKS`).
+it is called too (``espace.mailbox.add_system_message``, ``espace.fhir_store.create`` of a proposed
+Appointment in the agenda brick). The person is
+told by a ``new_message`` notification.
 """
 
 from __future__ import annotations
@@ -14,46 +16,28 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import DateTime, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from espace.clock import as_utc
-from espace.db import Base
-from espace.errors import InvalidInput
+from espace.errors import InvalidInput, UnknownSpace
+from espace.lifecycle import PreventionCampaign
 from espace.models import DocumentEntryRow, PatientSpace
 from espace.service import Espace, Operation
 from espace.trace import Source, Target
 from habilitation.model import Action, Actor, ActorKind, AuthenticationMode, SpaceStatus
 
 RULES_FILE = "prevention_rules.json"
-AGENDA_HOOKS = ("propose_appointment",)
 
 Timestamp = DateTime(timezone=True)
-
-
-class PreventionCampaign(Base):
-    """One prevention message (and proposed appointment) sent to one space."""
-
-    __tablename__ = "prevention_campaign"
-    __table_args__ = (UniqueConstraint("space_id", "rule_id", "period_key"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    space_id: Mapped[str] = mapped_column(ForeignKey("patient_space.id"), index=True)
-    rule_id: Mapped[str] = mapped_column(String(64))
-    period_key: Mapped[str] = mapped_column(String(32))
-    title: Mapped[str] = mapped_column(String(200))
-    message: Mapped[str] = mapped_column(Text)
-    sent_at: Mapped[datetime] = mapped_column(Timestamp)
-    appointment_kind: Mapped[str] = mapped_column(String(32), default="")
-    appointment_with: Mapped[str] = mapped_column(String(200), default="")
-    appointment_proposed_for: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
-    delivered_to: Mapped[str] = mapped_column(String(64), default="prevention_campaign")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,18 +213,6 @@ def _satisfied(session: Session, space_id: str, rule: Rule, now: datetime) -> bo
     return found is not None
 
 
-def _hook(module_name: str, names: Sequence[str]) -> Any:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError:
-        return None
-    for name in names:
-        fn = getattr(module, name, None)
-        if callable(fn):
-            return fn
-    return None
-
-
 def prevention_actor() -> Actor:
     return Actor(
         kind=ActorKind.SYSTEM,
@@ -294,10 +266,61 @@ def _deliver(op: Operation, rule: Rule, key: str) -> None:
     )
     if _deliver_to_mailbox(op, rule):
         row.delivered_to = "mailbox"
-    agenda = _hook("espace.agenda", AGENDA_HOOKS)
-    if agenda is not None:
-        agenda(op.session, space, title=rule.title, start=proposed, now=op.now, status="proposed")
+    _propose_appointment(op, rule, proposed)
     op.session.add(row)
+    op.notify(
+        "new_message",
+        f"Vous avez reçu un message de prévention : {rule.title}.",
+        dedup_key=f"prevention:{space.id}:{rule.id}:{key}",
+    )
+
+
+def _propose_appointment(op: Operation, rule: Rule, proposed: datetime) -> bool:
+    """A proposed FHIR Appointment in the agenda brick (``espace.fhir_store``), when present."""
+    try:
+        store = importlib.import_module("espace.fhir_store")
+    except ModuleNotFoundError:
+        return False
+    create, writer = getattr(store, "create", None), getattr(store, "Writer", None)
+    if not callable(create) or writer is None:
+        return False
+    space = op.space
+    assert space is not None
+    appointment = {
+        "resourceType": "Appointment",
+        "status": "proposed",
+        "description": rule.title,
+        "comment": rule.message,
+        "serviceType": [{"text": str(rule.appointment.get("kind", "prevention"))}],
+        "requestedPeriod": [
+            {
+                "start": as_utc(proposed).isoformat(),
+                "end": as_utc(proposed + timedelta(days=60)).isoformat(),
+            }
+        ],
+        "participant": [
+            {
+                "actor": {
+                    "identifier": {"system": f"urn:oid:{space.ins_oid}", "value": space.ins},
+                    "display": f"{space.given_names} {space.family_name}".strip(),
+                },
+                "status": "needs-action",
+            },
+            {
+                "actor": {"display": str(rule.appointment.get("with", ""))},
+                "status": "needs-action",
+            },
+        ],
+    }
+    create(
+        op.session,
+        space.id,
+        appointment,
+        brick="agenda",
+        writer=writer(author="job:prevention", author_kind="system", source="prevention"),
+        now=op.now,
+    )
+    return True
 
 
 def _deliver_to_mailbox(op: Operation, rule: Rule) -> bool:
@@ -348,20 +371,21 @@ def run_campaigns(espace: Espace, *, source: Source | None = None, limit: int = 
                 todo.append(space_id)
     sent = 0
     for space_id in todo:
-        with espace.operation(
-            prevention_actor(),
-            Action.DELIVER_MESSAGE,
-            event_type="prevention.campaign",
-            source=src,
-            space_id=space_id,
-        ) as op:
-            assert op.space is not None
-            due = due_rules(op.session, op.space, rules, op.now)
-            for rule, key in due:
-                _deliver(op, rule, key)
-            op.target = Target("PreventionCampaign", ",".join(r.id for r, _ in due))
-            op.detail = {"rules": [r.id for r, _ in due]}
-            sent += len(due)
+        with suppress(UnknownSpace, IntegrityError):  # another node did it
+            with espace.operation(
+                prevention_actor(),
+                Action.DELIVER_MESSAGE,
+                event_type="prevention.campaign",
+                source=src,
+                space_id=space_id,
+            ) as op:
+                assert op.space is not None
+                due = due_rules(op.session, op.space, rules, op.now)
+                for rule, key in due:
+                    _deliver(op, rule, key)
+                op.target = Target("PreventionCampaign", ",".join(r.id for r, _ in due))
+                op.detail = {"rules": [r.id for r, _ in due]}
+                sent += len(due)
     return sent
 
 

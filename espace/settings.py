@@ -25,9 +25,9 @@ from espace.models import (
     unflat,
 )
 from espace.service import Operation
-from espace.store import document_facts, visibility_clause
+from espace.store import visibility_clause
 from espace.trace import Target
-from habilitation.model import MASKED_TO_PROFESSIONALS, DocumentFacts
+from habilitation.model import MASKED_TO_PROFESSIONALS
 
 BOOLEAN_SETTINGS = {
     "break_glass_allowed": "break_glass_allowed",
@@ -203,32 +203,30 @@ def find_document(op: Operation, entry_id: str) -> DocumentEntryRow:
     return row
 
 
-def document_facts_in_space(op: Operation, entry_id: str) -> DocumentFacts | None:
-    """The facts of a document of the space (for the PDP's per-document decision), or None."""
-    space = _space(op)
-    row = op.session.execute(
-        select(DocumentEntryRow).where(
-            DocumentEntryRow.space_id == space.id,
-            (DocumentEntryRow.entry_uuid == entry_id) | (DocumentEntryRow.unique_id == entry_id),
-        )
-    ).scalar_one_or_none()
-    return document_facts(row) if row is not None else None
-
-
 def set_masked(op: Operation, entry_id: str, masked: bool) -> dict[str, Any]:
     """Mask a document to professionals (``MASQUE_PS``), or unmask it (make it visible again).
 
-    The XDS face's ITI-57 does the same from the professional side; both change the one flat
-    ``confidentiality_codes`` column, so a masked document is masked on every face at once.
+    The XDS face's ITI-57 (``espace.registry.update``) does the same from the professional side
+    with a new version; both change the one flat ``confidentiality_codes`` column of every
+    version, so a masked document is masked on every face at once.
     """
     row = find_document(op, entry_id)
-    codes = set(unflat(row.confidentiality_codes))
-    if masked:
-        codes.add(MASKED_TO_PROFESSIONALS)
-    else:
-        codes.discard(MASKED_TO_PROFESSIONALS)
-    row.confidentiality_codes = flat(codes)
-    row.updated_at = op.now
+    # every version of the logical document (as the XDS face's ITI-57 does): an older,
+    # Deprecated version must not stay readable unmasked
+    versions = op.session.execute(
+        select(DocumentEntryRow).where(
+            DocumentEntryRow.space_id == row.space_id,
+            DocumentEntryRow.logical_id == row.logical_id,
+        )
+    ).scalars()
+    for version in versions:
+        codes = set(unflat(version.confidentiality_codes))
+        if masked:
+            codes.add(MASKED_TO_PROFESSIONALS)
+        else:
+            codes.discard(MASKED_TO_PROFESSIONALS)
+        version.confidentiality_codes = flat(codes)
+        version.updated_at = op.now
     op.target = Target("DocumentEntry", row.entry_uuid, row.type_code)
     op.detail = {"masked_to_professionals": masked}
     return document_summary(row)
@@ -262,3 +260,40 @@ def list_documents(op: Operation, *, offset: int = 0, limit: int = 50) -> dict[s
         .limit(limit)
     ).scalars()
     return {"total": int(total.scalar_one()), "documents": [document_summary(r) for r in rows]}
+
+
+# --------------------------------------------------------------------------- trace
+def trace_page(op: Operation, *, offset: int = 0, limit: int = 100) -> list[Any]:
+    """The space's trace, newest first, as the caller may read it (``espace.trace``).
+
+    Records about a document the caller cannot see (``INVISIBLE_PATIENT`` before its
+    announcement, the minor's secret for the representatives) are left out in SQL, before
+    paging: the trace must not reveal what the visibility predicate hides (CSP L.1111-5).
+    """
+    from sqlalchemy import not_, or_
+
+    from espace.models import TraceRecord
+
+    space = _space(op)
+    hidden = select(DocumentEntryRow.entry_uuid).where(
+        DocumentEntryRow.space_id == space.id, not_(visibility_clause(op.visibility()))
+    )
+    hidden_unique = select(DocumentEntryRow.unique_id).where(
+        DocumentEntryRow.space_id == space.id, not_(visibility_clause(op.visibility()))
+    )
+    return list(
+        op.session.execute(
+            select(TraceRecord)
+            .where(
+                TraceRecord.space_key == space.id,
+                or_(
+                    TraceRecord.target_id == "",
+                    not_(TraceRecord.target_id.in_(hidden)),
+                ),
+                not_(TraceRecord.target_id.in_(hidden_unique)),
+            )
+            .order_by(TraceRecord.seq.desc())
+            .offset(offset)
+            .limit(limit)
+        ).scalars()
+    )

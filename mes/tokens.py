@@ -136,12 +136,16 @@ def actor_from_bearer(settings: Mapping[str, Any], authorization: str | None) ->
     patient = claims.get("mes_patient")
     if kind is ActorKind.PATIENT:
         patient = patient or claims["sub"]
-    if kind in (ActorKind.APP, ActorKind.LEGAL_REPRESENTATIVE,
-                ActorKind.PROTECTED_ADULT_REPRESENTATIVE) and not patient:
+    if (
+        kind
+        in (ActorKind.APP, ActorKind.LEGAL_REPRESENTATIVE, ActorKind.PROTECTED_ADULT_REPRESENTATIVE)
+        and not patient
+    ):
         raise TokenError("token does not name the patient it acts for")
-    mode = {
+    mode: AuthenticationMode | None = {
         ActorKind.APP: AuthenticationMode.APP_TOKEN,
         ActorKind.SYSTEM: AuthenticationMode.SYSTEM,
+        ActorKind.SUPPORT_AGENT: None,  # back-office login; not a patient login
     }.get(kind, AuthenticationMode.PATIENT_LOGIN)
     return Actor(
         kind=kind,
