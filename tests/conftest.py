@@ -32,7 +32,9 @@ def _worker_postgres_url() -> str:
         return ""
     import psycopg
 
-    schema = f"mes_test_{_WORKER}"
+    # one schema per worker AND per run: concurrent runs on one server never share tables
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))[:12]
+    schema = f"mes_test_{_WORKER}_{run}"
     with psycopg.connect(_BASE_POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     separator = "&" if "?" in _BASE_POSTGRES_URL else "?"
@@ -40,6 +42,18 @@ def _worker_postgres_url() -> str:
 
 
 POSTGRES_URL = _worker_postgres_url()
+
+
+def _drop_worker_schema() -> None:
+    import psycopg
+
+    schema = POSTGRES_URL.rsplit("%3D", 1)[1]
+    try:
+        with psycopg.connect(_BASE_POSTGRES_URL, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '10s'")
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    except psycopg.Error:  # a leftover connection holds a lock: leave the schema behind
+        pass
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +77,7 @@ def _postgres_schema() -> Iterator[None]:
     Base.metadata.create_all(engine)
     engine.dispose()
     yield
+    _drop_worker_schema()
 
 
 @pytest.fixture
@@ -83,7 +98,9 @@ def settings(tmp_path: Path, pki: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def espace(settings: dict[str, Any], clock: FrozenClock, _postgres_schema: None) -> Iterator[Espace]:
+def espace(
+    settings: dict[str, Any], clock: FrozenClock, _postgres_schema: None
+) -> Iterator[Espace]:
     service = build_espace(settings, clock=clock)
     if POSTGRES_URL:
         import_all_models()
