@@ -229,7 +229,7 @@ _DATE_RE = re.compile(
 
 def date_range(value: str) -> tuple[datetime, datetime]:
     """The instant range a FHIR date/dateTime/instant denotes (search.html §3.1.1.4.3)."""
-    m = _DATE_RE.match(value.strip())
+    m = _DATE_RE.match(value.strip().replace(" ", "+"))  # an unencoded "+" became a space
     if m is None:
         raise InvalidInput(f"not a FHIR date: {value!r}", code="invalid_date")
     year, month, day, hour, minute, second, frac, tz = m.groups()
@@ -755,3 +755,26 @@ def find_by_token(
             .distinct()
         ).scalars()
     )
+
+
+# ----------------------------------------------------------------------------- app pairing codes
+class PairingCode(Base):
+    """An OAuth2 authorization code (RFC 6749 §4.1.2) issued when the patient pairs an app.
+
+    Only the SHA-256 of the code is stored; PKCE (RFC 7636) binds it to the app's verifier.
+    Single use, ten minutes (RFC 6749 §4.1.2 "a maximum authorization code lifetime of 10
+    minutes is RECOMMENDED").
+    """
+
+    __tablename__ = "pairing_code"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    space_id: Mapped[str] = mapped_column(ForeignKey("patient_space.id"), index=True)
+    app_id: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    purposes: Mapped[str] = mapped_column(String(400))  # flat
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    consent_id: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    used_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)

@@ -183,6 +183,7 @@ def validate_observation(
     _check_value(resource, measurement)
     check_subject(resource, patient_ins, required=subject_required)
     _check_glucose(resource, measurement)
+    _check_unit(resource, measurement)
     return measurement
 
 
@@ -201,12 +202,17 @@ def _check_value(resource: dict[str, Any], measurement: Measurement) -> None:
         if not isinstance(quantity, dict) or quantity.get("value") is None:
             _invalid("value", "Observation value quantity not provided.")
             return
-        unit = str(quantity.get("code") or quantity.get("unit") or "")
-        if measurement.code in GLUCOSE_CODES and unit.lower() not in {
-            u.lower() for u in measurement.units
-        }:
-            expected = " or ".join(sorted(measurement.units))
-            _invalid("value", f"Observation value unit must be {expected} for this glucose type.")
+
+
+def _check_unit(resource: dict[str, Any], measurement: Measurement) -> None:
+    """§2.2.6 units per glucose type (the catalogue has no text for it: ours, issue ``value``)."""
+    if measurement.code not in GLUCOSE_CODES:
+        return
+    quantity = resource.get("valueQuantity") or {}
+    unit = str(quantity.get("code") or quantity.get("unit") or "")
+    if unit.lower() not in {u.lower() for u in measurement.units}:
+        expected = " or ".join(sorted(measurement.units))
+        _invalid("value", f"Observation value unit must be {expected} for this glucose type.")
 
 
 def _check_glucose(resource: dict[str, Any], measurement: Measurement) -> None:

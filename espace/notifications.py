@@ -26,6 +26,7 @@ IMMEDIATE_CATEGORIES = frozenset(
         "lifecycle",
         "export_ready",
         "security",
+        "agenda",
     }
 )
 
@@ -38,6 +39,7 @@ SUBJECTS = {
     "lifecycle": "Mon espace santé : information sur votre profil",
     "export_ready": "Mon espace santé : votre export est prêt",
     "security": "Mon espace santé : alerte de sécurité",
+    "agenda": "Mon espace santé : rappel de votre agenda",
     "digest": "Mon espace santé : résumé de la journée",
 }
 

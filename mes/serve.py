@@ -82,7 +82,7 @@ def background_jobs(espace: Espace) -> list[Background]:
     for module_name, function_name, interval in (
         ("mssante.outbound", "run_outbound_once", 5.0),
         ("espace.lifecycle", "run_due_jobs", 60.0),
-        ("espace.agenda", "run_due_agenda_notifications", 60.0),
+        ("espace.agenda", "due_agenda_notifications", 60.0),
     ):
         step = _optional(module_name, function_name)
         if step is not None:

@@ -1,0 +1,243 @@
+"""Search parameters in, searchset Bundles out (FHIR R4 search.html, bundle.html).
+
+Parsing turns a request's parameters into an ``espace.fhir_store.SearchQuery`` (every filter
+goes to SQL before counting and paging); rendering builds the Bundle with ``total``, paging
+links (``self``/``first``/``previous``/``next``) and ``search.mode`` match/include.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import ColumnElement, or_
+
+from espace.clock import as_utc
+from espace.fhir_store import SEARCH_PARAMS, Criterion, date_clause, date_range
+from fhir_server.errors import FhirError
+
+RESULT_PARAMS = frozenset(
+    {"_count", "_offset", "_sort", "_include", "_format", "_summary", "_total", "_pretty"}
+)
+COMMON_PARAMS = frozenset({"_id", "_lastUpdated"})
+# Result parameters that do not change which resources match: accepted and ignored.
+IGNORED_PARAMS = frozenset(
+    {"_format", "_pretty", "_total", "_totalMethod", "_elements", "_contained", "_containedType"}
+)
+PATIENT_PARAMS = frozenset({"patient", "subject"})
+PATIENT_IDENTIFIER_PARAMS = frozenset({"patient.identifier", "subject.identifier"})
+MAX_COUNT = 100
+DEFAULT_COUNT = 50
+SORTS = frozenset({"date", "_lastUpdated", "_id"})
+PREFIXED = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb")
+
+
+def bad(diagnostics: str, code: str = "invalid_search") -> FhirError:
+    return FhirError(400, "invalid", diagnostics, code=code)
+
+
+@dataclass(slots=True)
+class ParsedSearch:
+    """A search request, checked against the parameters the type declares."""
+
+    resource_type: str
+    criteria: list[Criterion] = field(default_factory=list)
+    sort: list[tuple[str, bool]] = field(default_factory=list)
+    count: int = DEFAULT_COUNT
+    offset: int = 0
+    includes: list[tuple[str, str]] = field(default_factory=list)  # (type, param)
+    summary_count: bool = False
+    patient_refs: list[str] = field(default_factory=list)
+    patient_identifiers: list[str] = field(default_factory=list)  # system|INS
+    raw: list[tuple[str, str]] = field(default_factory=list)
+    used: list[tuple[str, str]] = field(default_factory=list)  # echoed in the self link
+
+    def values(self, name: str) -> list[str]:
+        return [v for c in self.criteria if c.param == name for v in c.values]
+
+    def drop(self, name: str) -> None:
+        self.criteria = [c for c in self.criteria if c.param != name]
+
+
+def _int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise bad(f"{name} must be an integer, got {value!r}") from exc
+    if number < 0:
+        raise bad(f"{name} must not be negative")
+    return number
+
+
+def parse(
+    resource_type: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    known: Iterable[str] | None = None,
+    max_count: int = MAX_COUNT,
+    lenient: bool = False,
+) -> ParsedSearch:
+    """Check and parse ``params``: unknown parameters are a 400 (search.html §3.1.1.3.1
+    ``handling=strict``) unless ``lenient`` (``Prefer: handling=lenient``) ignores them."""
+    declared = set(SEARCH_PARAMS.get(resource_type, {}) if known is None else known)
+    parsed = ParsedSearch(resource_type, raw=list(params))
+    for raw_name, value in params:
+        name, _, modifier = raw_name.partition(":")
+        if name not in IGNORED_PARAMS and (lenient is False or name in RESULT_PARAMS
+                                           or name in COMMON_PARAMS or name in declared
+                                           or name in PATIENT_PARAMS
+                                           or name in PATIENT_IDENTIFIER_PARAMS):
+            parsed.used.append((raw_name, value))
+        if name == "_count":
+            parsed.count = _int("_count", value)
+            if parsed.count > max_count:
+                raise bad(
+                    f"Maximum page size allowed is {max_count}. Actual : {parsed.count}",
+                    "count_too_large",
+                )
+        elif name == "_offset":
+            parsed.offset = _int("_offset", value)
+        elif name == "_sort":
+            for item in value.split(","):
+                desc = item.startswith("-")
+                key = item.lstrip("-")
+                if key not in SORTS:
+                    raise bad(f"cannot sort by {item!r}", "unknown_sort")
+                parsed.sort.append((key, desc))
+        elif name == "_include":
+            parts = value.replace(".", ":", 1).split(":")
+            if len(parts) < 2 or parts[0] != resource_type:
+                raise bad(f"unsupported _include {value!r}", "unknown_include")
+            spec = SEARCH_PARAMS.get(resource_type, {}).get(parts[1])
+            if spec is None or spec.type != "reference":
+                raise bad(f"unsupported _include {value!r}", "unknown_include")
+            parsed.includes.append((resource_type, parts[1]))
+        elif name == "_summary":
+            if value != "count":
+                raise bad("only _summary=count is supported", "unsupported_summary")
+            parsed.summary_count = True
+        elif name in IGNORED_PARAMS:
+            continue
+        elif name in PATIENT_PARAMS and resource_type not in ("Patient",):
+            parsed.patient_refs.extend(v for v in value.split(",") if v)
+        elif name in PATIENT_IDENTIFIER_PARAMS and name not in declared and \
+                resource_type != "Patient":
+            parsed.patient_identifiers.extend(v for v in value.split(",") if v)
+        elif name in COMMON_PARAMS or name in declared:
+            if not value:
+                raise bad(f"empty value for {name}")
+            values = tuple(v for v in value.split(",")) if name != "_lastUpdated" else (value,)
+            spec = SEARCH_PARAMS.get(resource_type, {}).get(name)
+            if name == "_lastUpdated" or (spec is not None and spec.type == "date"):
+                for v in values:
+                    check_date(v)
+            if modifier not in ("", "not", "exact"):
+                raise bad(f"unsupported modifier :{modifier}", "unsupported_modifier")
+            parsed.criteria.append(Criterion(name, values, modifier))
+        elif not lenient:
+            raise bad(f"unknown search parameter {raw_name!r} for {resource_type}",
+                      "unknown_param")
+    return parsed
+
+
+def check_date(value: str) -> None:
+    raw = value[2:] if value[:2] in PREFIXED else value
+    if value[:2] == "ap":
+        raise bad("the ap date prefix is not supported", "unsupported_prefix")
+    try:
+        date_range(raw)
+    except Exception as exc:
+        raise bad(f"not a FHIR date: {value!r}", "invalid_date") from exc
+
+
+def page_url(base: str, path: str, raw: Sequence[tuple[str, str]], offset: int, count: int) -> str:
+    kept = [(k, v) for k, v in raw if k not in ("_offset", "_count")]
+    kept += [("_offset", str(offset)), ("_count", str(count))]
+    return f"{base}/{path}?{urlencode(kept)}"
+
+
+def instant(value: datetime) -> str:
+    return as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def searchset(
+    *,
+    base: str,
+    path: str,
+    raw: Sequence[tuple[str, str]],
+    total: int,
+    offset: int,
+    count: int,
+    matches: Sequence[dict[str, Any]],
+    included: Sequence[dict[str, Any]] = (),
+    now: datetime,
+    bundle_type: str = "searchset",
+) -> dict[str, Any]:
+    """A paged Bundle (searchset or history) with its navigation links."""
+    links = [{"relation": "self", "url": page_url(base, path, raw, offset, count)}]
+    if count:
+        links.append({"relation": "first", "url": page_url(base, path, raw, 0, count)})
+        if offset > 0:
+            links.append(
+                {"relation": "previous",
+                 "url": page_url(base, path, raw, max(0, offset - count), count)}
+            )
+        if offset + count < total:
+            links.append(
+                {"relation": "next", "url": page_url(base, path, raw, offset + count, count)}
+            )
+    entries: list[dict[str, Any]] = []
+    for resource in matches:
+        entry = {"fullUrl": full_url(base, resource), "resource": resource}
+        if bundle_type == "searchset":
+            entry["search"] = {"mode": "match"}
+        entries.append(entry)
+    for resource in included:
+        entries.append(
+            {"fullUrl": full_url(base, resource), "resource": resource,
+             "search": {"mode": "include"}}
+        )
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": instant(now)},
+        "type": bundle_type,
+        "total": total,
+        "link": links,
+    }
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def full_url(base: str, resource: dict[str, Any]) -> str:
+    return f"{base}/{resource.get('resourceType')}/{resource.get('id')}"
+
+
+def history_entry(base: str, rtype: str, rid: str, version: int, method: str,
+                  data: str, when: datetime) -> dict[str, Any]:
+    """One entry of a history Bundle (http.html#history: request + response)."""
+    entry: dict[str, Any] = {
+        "fullUrl": f"{base}/{rtype}/{rid}",
+        "request": {"method": method, "url": rtype if method == "POST" else f"{rtype}/{rid}"},
+        "response": {
+            "status": {"POST": "201", "PUT": "200", "DELETE": "204"}.get(method, "200"),
+            "etag": f'W/"{version}"',
+            "lastModified": instant(when),
+        },
+    }
+    if data:
+        entry["resource"] = json.loads(data)
+    return entry
+
+
+def date_clause_for(column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """OR of date prefixes on a single instant column (lo = hi)."""
+    for value in values:
+        check_date(value)
+    return or_(*(date_clause(column, column, v) for v in values))
