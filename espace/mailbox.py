@@ -178,7 +178,8 @@ class MailOutbound(Base):
     mail_from: Mapped[str] = mapped_column(String(320))
     rcpt_to: Mapped[str] = mapped_column(String(320))
     raw_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|failed
+    # pending | sending | sent | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(Timestamp)
     lease_until: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
@@ -372,9 +373,13 @@ def counterpart_kind(session: Session, address: str, *, auto_submitted: bool) ->
     """Classify a correspondent: application mailbox, establishment, pharmacy or professional."""
     if auto_submitted:
         return APPLICATION
-    prof = session.execute(
-        select(Professional).where(func.lower(Professional.mssante_address) == address.lower())
-    ).scalars().first()
+    prof = (
+        session.execute(
+            select(Professional).where(func.lower(Professional.mssante_address) == address.lower())
+        )
+        .scalars()
+        .first()
+    )
     if prof is not None and not prof.profession:
         return ESTABLISHMENT  # an organisational mailbox of the directory (no profession)
     return PROFESSIONAL
@@ -467,8 +472,15 @@ def deliver(
     session.add(row)
     for position, att in enumerate(message.attachments):
         _store_attachment(
-            session, cipher, space.id, att.filename, att.content_type, att.content,
-            position=position, message_row_id=row_id, xdm=att.xdm,
+            session,
+            cipher,
+            space.id,
+            att.filename,
+            att.content_type,
+            att.content,
+            position=position,
+            message_row_id=row_id,
+            xdm=att.xdm,
         )
     sender = message.from_name or message.from_address
     notify(
@@ -507,8 +519,8 @@ def _apply_receipt(
             MailMessage.direction == "outbound",
         )
     ).scalar_one_or_none()
-    if original is None:
-        raise MailRefused("receipt for a message this mailbox did not send", code="unknown_original")
+    if original is None:  # never bounce a report (RFC 3464 §2): accept, store nothing
+        return Delivered("", "", receipt=True)
     original.delivery_status = message.report_status[:16]
     original.delivery_detail = message.report_detail[:2000]
     return Delivered(original.id, original.conversation_id, receipt=True)
@@ -662,9 +674,7 @@ def send_patient_message(
     refs = tuple(
         session.execute(
             select(MailMessage.message_id)
-            .where(
-                MailMessage.space_id == space.id, MailMessage.conversation_id == conversation.id
-            )
+            .where(MailMessage.space_id == space.id, MailMessage.conversation_id == conversation.id)
             .order_by(MailMessage.received_at)
             .limit(20)
         ).scalars()
@@ -709,13 +719,27 @@ def send_patient_message(
     session.add(row)
     for position, (filename, content_type, content) in enumerate(attachments):
         _store_attachment(
-            session, cipher, space.id, filename, content_type, content,
-            position=position, message_row_id=row_id,
+            session,
+            cipher,
+            space.id,
+            filename,
+            content_type,
+            content,
+            position=position,
+            message_row_id=row_id,
         )
     conversation.last_message_at = now
     queue_outbound(
-        session, cipher, space.id, kind="reply", message_id=message_id, mail_from=from_address,
-        rcpt_to=to_address, raw=raw, now=now, message_row_id=row_id,
+        session,
+        cipher,
+        space.id,
+        kind="reply",
+        message_id=message_id,
+        mail_from=from_address,
+        rcpt_to=to_address,
+        raw=raw,
+        now=now,
+        message_row_id=row_id,
     )
     return row
 
@@ -738,8 +762,15 @@ def reply(
     if refusal is not None:
         raise MailRefused(f"this conversation cannot be answered ({refusal})", code=refusal)
     return send_patient_message(
-        session, space, conversation=conversation, body=body, attachments=attachments,
-        cipher=cipher, settings=settings, now=now, render=render,
+        session,
+        space,
+        conversation=conversation,
+        body=body,
+        attachments=attachments,
+        cipher=cipher,
+        settings=settings,
+        now=now,
+        render=render,
     )
 
 
@@ -758,7 +789,8 @@ def start_conversation(
 ) -> MailMessage:
     """The patient writes first: only to a community pharmacy of the last 12 months."""
     address = to_address.strip().lower()
-    pharmacies = {p.pharmacy_address.lower(): p for p in eligible_pharmacies(session, space.id, now)}
+    eligible = eligible_pharmacies(session, space.id, now)
+    pharmacies = {p.pharmacy_address.lower(): p for p in eligible}
     pharmacy = pharmacies.get(address)
     if pharmacy is None:
         raise MailRefused(
@@ -783,8 +815,15 @@ def start_conversation(
     session.add(conversation)
     session.flush()
     return send_patient_message(
-        session, space, conversation=conversation, body=body, attachments=attachments,
-        cipher=cipher, settings=settings, now=now, render=render,
+        session,
+        space,
+        conversation=conversation,
+        body=body,
+        attachments=attachments,
+        cipher=cipher,
+        settings=settings,
+        now=now,
+        render=render,
     )
 
 
@@ -815,8 +854,16 @@ def mark_read(
     from_address = settings.patient_address(space.ins)
     raw = render_mdn(row, mdn_id, from_address)
     queue_outbound(
-        session, cipher, space.id, kind="mdn", message_id=mdn_id, mail_from=from_address,
-        rcpt_to=row.disposition_notification_to, raw=raw, now=now, message_row_id=row.id,
+        session,
+        cipher,
+        space.id,
+        kind="mdn",
+        message_id=mdn_id,
+        mail_from=from_address,
+        rcpt_to=row.disposition_notification_to,
+        raw=raw,
+        now=now,
+        message_row_id=row.id,
     )
     row.mdn_sent = True
     return True
@@ -885,14 +932,21 @@ def end_conversation(
     """The professional ends the conversation: the patient sees it closed and cannot reply."""
     conversation = get_conversation(session, space.id, conversation_id)
     if conversation.counterpart_address != by_address.lower():
-        raise MailRefused("only the correspondent may end this conversation", code="not_counterpart")
+        raise MailRefused(
+            "only the correspondent may end this conversation", code="not_counterpart"
+        )
     conversation.status = "closed"
     conversation.closed_at = now
     conversation.closed_by = by_address.lower()
     add_system_message(
-        session, space, subject=conversation.subject,
+        session,
+        space,
+        subject=conversation.subject,
         body=f"{by_address} a clôturé cette conversation. Vous ne pouvez plus y répondre.",
-        cipher=cipher, settings=settings, now=now, conversation=conversation,
+        cipher=cipher,
+        settings=settings,
+        now=now,
+        conversation=conversation,
         reason="conversation_closed",
     )
     return conversation
@@ -916,14 +970,22 @@ def block_patient(
         )
     ).scalar_one_or_none()
     if row is None:
-        row = MailBlock(space_id=space.id, counterpart_address=address, reason=reason[:400],
-                        blocked_at=now)
+        row = MailBlock(
+            space_id=space.id, counterpart_address=address, reason=reason[:400], blocked_at=now
+        )
         session.add(row)
         add_system_message(
-            session, space, subject="Votre correspondant a bloqué les échanges",
-            body=(f"{address} ne souhaite plus recevoir de messages de votre part. "
-                  "Vous pouvez toujours lire ses messages."),
-            cipher=cipher, settings=settings, now=now, reason="blocked_by_professional",
+            session,
+            space,
+            subject="Votre correspondant a bloqué les échanges",
+            body=(
+                f"{address} ne souhaite plus recevoir de messages de votre part. "
+                "Vous pouvez toujours lire ses messages."
+            ),
+            cipher=cipher,
+            settings=settings,
+            now=now,
+            reason="blocked_by_professional",
         )
     return row
 
@@ -967,6 +1029,23 @@ def delete_conversation(session: Session, space_id: str, conversation_id: str) -
     return len(message_ids)
 
 
+def purge_space(session: Session, space_id: str) -> int:
+    """Delete every mailbox row of a space (space deletion by the lifecycle)."""
+    total = 0
+    for model in (
+        MailAttachment,
+        MailMessage,
+        MailDraft,
+        MailOutbound,
+        MailConversation,
+        PharmacyVisit,
+        MailBlock,
+    ):
+        result = session.execute(delete(model).where(model.space_id == space_id))
+        total += int(getattr(result, "rowcount", 0) or 0)
+    return total
+
+
 def purge_expired(session: Session, now: datetime) -> int:
     """Delete messages past their retention date (10 years by default), then empty threads."""
     expired = list(
@@ -977,9 +1056,7 @@ def purge_expired(session: Session, now: datetime) -> int:
         session.execute(delete(MailAttachment).where(MailAttachment.message_row_id.in_(chunk)))
         session.execute(delete(MailMessage).where(MailMessage.id.in_(chunk)))
     empty = select(MailConversation.id).where(
-        ~select(MailMessage.id)
-        .where(MailMessage.conversation_id == MailConversation.id)
-        .exists()
+        ~select(MailMessage.id).where(MailMessage.conversation_id == MailConversation.id).exists()
     )
     session.execute(delete(MailConversation).where(MailConversation.id.in_(empty)))
     return len(expired)
@@ -1021,8 +1098,16 @@ def save_draft(
         select(func.count(MailAttachment.id)).where(MailAttachment.draft_id == draft.id)
     ).scalar_one()
     for offset, (filename, content_type, content) in enumerate(uploads):
-        _store_attachment(session, cipher, space_id, filename, content_type, content,
-                          position=start + offset, draft_id=draft.id)
+        _store_attachment(
+            session,
+            cipher,
+            space_id,
+            filename,
+            content_type,
+            content,
+            position=start + offset,
+            draft_id=draft.id,
+        )
     return draft
 
 
@@ -1083,9 +1168,9 @@ def messages_of(session: Session, space_id: str, conversation_id: str) -> list[M
     )
 
 
-def attachments_of(session: Session, space_id: str, message_row_ids: Iterable[str]) -> list[
-    MailAttachment
-]:
+def attachments_of(
+    session: Session, space_id: str, message_row_ids: Iterable[str]
+) -> list[MailAttachment]:
     ids = list(message_row_ids)
     if not ids:
         return []

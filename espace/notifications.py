@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from espace.models import NotificationOutbox, PatientSpace, SpaceRepresentative
@@ -88,5 +89,11 @@ def notify(
         attempts=0,
         next_attempt_at=now,
     )
-    session.add(row)
+    # Two concurrent transactions may queue the same event: the unique dedup key keeps one,
+    # and the savepoint keeps the loser's transaction usable.
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None
     return row

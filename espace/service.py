@@ -42,6 +42,25 @@ from habilitation.model import (
 from habilitation.pdp import PolicyDecisionPoint
 
 
+# Actions by which a professional accesses the record: the first one notifies the patient.
+# (Delivering a secure message or testing existence is not an access to the record.)
+RECORD_ACCESS_ACTIONS = frozenset(
+    {
+        Action.READ_ADMINISTRATIVE_DATA,
+        Action.SUBMIT_DOCUMENT,
+        Action.SEARCH_METADATA,
+        Action.SEARCH_REFERENCE,
+        Action.READ_DOCUMENT,
+        Action.MASK_DOCUMENT,
+        Action.UNMASK_DOCUMENT,
+        Action.MAKE_VISIBLE_TO_PATIENT,
+        Action.DELETE_DOCUMENT,
+        Action.ARCHIVE_DOCUMENT,
+        Action.UNARCHIVE_DOCUMENT,
+    }
+)
+
+
 @dataclass
 class Operation:
     """One transaction in progress: its session, actor, space, decision and trace target."""
@@ -161,7 +180,7 @@ class Espace:
                 f"dossier en mode « {actor.access_mode} ».",
                 dedup_key=f"emergency:{op.space.id}:{actor.id}:{op.source.request_id or op.now}",
             )
-        if actor.kind is ActorKind.PROFESSIONAL:
+        if actor.kind is ActorKind.PROFESSIONAL and op.action in RECORD_ACCESS_ACTIONS:
             seen = op.session.execute(
                 select(TraceRecord.id)
                 .where(

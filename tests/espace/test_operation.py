@@ -29,7 +29,9 @@ SOURCE = Source(face="test", address="127.0.0.1", request_id="req-1")
 def space_id(espace: Espace) -> str:
     with espace.session_factory() as session:
         space = register_space(session, ins=INS, now=espace.clock.now(), email="p@example.org")
-        link_professional(session, space, DOCTOR.id, "authorized", declared_by=DOCTOR.id, now=espace.clock.now())
+        link_professional(
+            session, space, DOCTOR.id, "authorized", declared_by=DOCTOR.id, now=espace.clock.now()
+        )
         session.commit()
         return space.id
 
@@ -50,7 +52,9 @@ def test_permitted_operation_commits_its_change_and_its_trace_together(
         op.space.family_name = "CHANGED"
         op.target = Target("Patient", INS)
     records = _records(espace)
-    assert [(r.outcome, r.decision, r.space_key) for r in records] == [("success", "permit", space_id)]
+    assert [(r.outcome, r.decision, r.space_key) for r in records] == [
+        ("success", "permit", space_id)
+    ]
     assert records[0].rule_id and records[0].rule_id != "pending"
     with espace.session_factory() as session:
         assert session.get(PatientSpace, space_id).family_name == "CHANGED"  # type: ignore[union-attr]
@@ -88,7 +92,9 @@ def test_blocked_professional_is_denied_and_the_denial_is_traced(
     with espace.session_factory() as session:
         space = session.get(PatientSpace, space_id)
         assert space is not None
-        link_professional(session, space, DOCTOR.id, "blocked", declared_by=INS, now=espace.clock.now())
+        link_professional(
+            session, space, DOCTOR.id, "blocked", declared_by=INS, now=espace.clock.now()
+        )
         session.commit()
     with pytest.raises(AccessDenied) as denied:
         with espace.operation(
@@ -129,3 +135,12 @@ def test_break_glass_notifies_the_patient_at_once(espace: Espace, space_id: str)
         rows = session.execute(select(NotificationOutbox)).scalars().all()
     assert {r.category for r in rows} >= {"emergency_access"}
     assert all(r.immediate for r in rows if r.category == "emergency_access")
+
+
+def test_delivering_a_message_is_not_a_first_access(espace: Espace, space_id: str) -> None:
+    with espace.operation(
+        DOCTOR, Action.DELIVER_MESSAGE, event_type="smtp.deliver", source=SOURCE, space_ins=INS
+    ) as op:
+        assert op.decision.permitted
+    with espace.session_factory() as session:
+        assert session.execute(select(NotificationOutbox.category)).scalars().all() == []
