@@ -331,16 +331,17 @@ class _Query:
             codes = self.values(name)
             if codes:
                 clauses.append(column.in_([_code(v).code for v in codes]))
-        for name, column in (
+        times: tuple[tuple[str, InstrumentedAttribute[datetime | None]], ...] = (
             ("$XDSDocumentEntryCreationTime", d.creation_time),
             ("$XDSDocumentEntryServiceStartTime", d.service_start_time),
             ("$XDSDocumentEntryServiceStopTime", d.service_stop_time),
-        ):
+        )
+        for name, when in times:
             low, high = self.time(name + "From"), self.time(name + "To")
             if low is not None:
-                clauses.append(column >= low)
+                clauses.append(when >= low)
             if high is not None:
-                clauses.append(column < high)
+                clauses.append(when < high)
         for slot in self.slots("$XDSDocumentEntryEventCodeList"):
             clauses.append(_any_like(d.event_codes, [_code(v).key() for v in slot]))
         for slot in self.slots("$XDSDocumentEntryConfidentialityCode"):

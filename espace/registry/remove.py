@@ -38,12 +38,23 @@ def remove_metadata(op: Operation, uuids: list[str]) -> list[str]:
             )
         ).scalars()
     }
-    others: dict[str, object] = {}
-    for model in (SubmissionSetRow, FolderRow, AssociationRow):
-        for row in session.execute(
-            select(model).where(model.space_id == space_id, model.entry_uuid.in_(wanted))
-        ).scalars():
-            others[row.entry_uuid] = row
+    others: dict[str, SubmissionSetRow | FolderRow | AssociationRow] = {}
+    for ss in session.execute(
+        select(SubmissionSetRow).where(
+            SubmissionSetRow.space_id == space_id, SubmissionSetRow.entry_uuid.in_(wanted)
+        )
+    ).scalars():
+        others[ss.entry_uuid] = ss
+    for folder in session.execute(
+        select(FolderRow).where(FolderRow.space_id == space_id, FolderRow.entry_uuid.in_(wanted))
+    ).scalars():
+        others[folder.entry_uuid] = folder
+    for assoc in session.execute(
+        select(AssociationRow).where(
+            AssociationRow.space_id == space_id, AssociationRow.entry_uuid.in_(wanted)
+        )
+    ).scalars():
+        others[assoc.entry_uuid] = assoc
     missing = sorted(wanted - set(docs) - set(others))
     if missing:
         raise RegistryError(
@@ -72,8 +83,10 @@ def remove_metadata(op: Operation, uuids: list[str]) -> list[str]:
             f"association {kept[0]} still references the objects",
             location=kept[0],
         )
-    for row in [*docs.values(), *others.values()]:
-        session.delete(row)
+    for doc_row in docs.values():
+        session.delete(doc_row)
+    for other in others.values():
+        session.delete(other)
     first = next(iter(docs.values()), None)
     op.target = Target(
         "DocumentEntry",

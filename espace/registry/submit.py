@@ -275,9 +275,9 @@ def submit_document_set(
             doc.hash, doc.size = digest, len(data)
             doc.repository_unique_id = config.repository_unique_id
             if inspector is not None:
-                ids = inspector.record_target_ids(data, doc)
-                if ids is not None and not any(
-                    ext == space.ins and root in INS_OIDS for ext, root in ids
+                targets = inspector.record_target_ids(data, doc)
+                if targets is not None and not any(
+                    ext == space.ins and root in INS_OIDS for ext, root in targets
                 ):
                     raise _fail(
                         Code_.PATIENT_ID_DOES_NOT_MATCH,
@@ -456,6 +456,9 @@ def submit_document_set(
         if doc.id in reused:
             continue
         original_id = doc.id
+        # the registry owns status, logicalId and version of a new entry (ITI TF-3 4.1.4,
+        # 4.2.3.2.13): a submitted lid must not graft the entry onto another document's lineage
+        doc.status, doc.logical_id, doc.version = "Approved", "", "1"
         session.add(
             document_row(
                 doc,

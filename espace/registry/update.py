@@ -39,8 +39,16 @@ from espace.registry.model import (
     UpdateResult,
     to_json,
 )
-from espace.registry.store import association_row, document_row, is_uuid, new_uuid, parse_cx
+from espace.registry.store import (
+    association_row,
+    document_row,
+    entry_from_row,
+    is_uuid,
+    new_uuid,
+    parse_cx,
+)
 from espace.registry.submit import _move_folder_memberships
+from espace.registry.valuesets import affinity_domain
 from espace.service import Operation
 from espace.spaces import INS_OIDS
 from espace.store import document_facts, visibility_clause
@@ -185,8 +193,8 @@ def update_document_set(
                     f"{assoc.id}: only new DocumentEntry versions may be submitted",
                     location=assoc.id,
                 )
-            new_uuid_ = _new_version(op, doc, assoc, ss_uuid, result)
-            handled_docs.add(doc.id)
+            new_uuid_ = _new_version(op, doc, assoc, ss_uuid, result, config)
+            handled_docs.add(assoc.target)
             op.session.add(
                 association_row(
                     Association(new_uuid(), HAS_MEMBER, ss_uuid, new_uuid_, assoc.slots),
@@ -240,7 +248,12 @@ def _status_change(op: Operation, assoc: Association, result: UpdateResult) -> N
 
 
 def _new_version(
-    op: Operation, doc: DocumentEntry, assoc: Association, ss_uuid: str, result: UpdateResult
+    op: Operation,
+    doc: DocumentEntry,
+    assoc: Association,
+    ss_uuid: str,
+    result: UpdateResult,
+    config: RegistryConfig,
 ) -> str:
     assert op.space is not None
     previous = assoc.slot("PreviousVersion")
@@ -286,6 +299,17 @@ def _new_version(
             "a document made visible to the patient cannot be hidden again",
             location=doc.id,
         )
+    # Only the confidentialityCodes change (the DMP's use of ITI-57): every other attribute,
+    # the authors included (they decide who is exempt from masking), stays as stored.
+    submitted_codes, submitted_id = list(doc.confidentiality_codes), doc.id
+    doc = entry_from_row(current)
+    doc.confidentiality_codes = submitted_codes
+    issues = affinity_domain(config.affinity_domain).check_document(doc)
+    if issues:
+        first = issues[0]
+        raise RegistryError(
+            first.code, first.message, location=first.location, more=tuple(issues[1:])
+        )
     actions = visibility_actions(old_codes, new_codes)
     if not actions:
         raise RegistryError(
@@ -296,7 +320,7 @@ def _new_version(
     facts = document_facts(current)
     for action in actions:
         op.authorize(action, facts)
-    stored_uuid = doc.id if is_uuid(doc.id) else new_uuid()
+    stored_uuid = submitted_id if is_uuid(submitted_id) else new_uuid()
     if op.session.get(DocumentEntryRow, stored_uuid) is not None:
         raise RegistryError(
             E.REGISTRY_METADATA_ERROR, f"entryUUID {stored_uuid} already used", location=stored_uuid
@@ -305,7 +329,6 @@ def _new_version(
     doc.unique_id = current.unique_id
     doc.hash, doc.size = current.hash, current.size
     doc.repository_unique_id = current.repository_unique_id
-    doc.patient_id = doc.patient_id or str((current.metadata_json or {}).get("patient_id", ""))
     doc.logical_id = current.logical_id
     doc.version = str(current.version + 1)
     doc.status = "Approved"
@@ -334,4 +357,12 @@ def _new_version(
     result.new_versions[current.entry_uuid] = stored_uuid
     op.target = Target("DocumentEntry", current.unique_id, current.type_code)
     op.detail["visibility_changes"] = [a.value for a in actions]
+    if Action.MAKE_VISIBLE_TO_PATIENT in actions and INVISIBLE_TO_PATIENT not in new_codes:
+        label = doc.title or (doc.type_code.display if doc.type_code else "") or "document"
+        op.notify(
+            "new_document",
+            f"Un document « {label} » de votre dossier médical vous est désormais accessible "
+            f"(le {op.now:%d/%m/%Y}).",
+            dedup_key=f"new_document:{op.space.id}:{current.unique_id}:visible",
+        )
     return stored_uuid

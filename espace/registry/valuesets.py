@@ -123,7 +123,7 @@ def _dmp_set(file: str, label: str) -> ValueSet:
     pairs = set()
     for row in _rows(file):
         oid = row["codeSystemOID"].strip()
-        scheme = _ANY_SCHEME if not oid or oid.startswith("(") else oid
+        scheme = _ANY_SCHEME if not oid or oid.startswith("(") else oid.split()[0]
         pairs.add((row["code"].strip(), scheme))
     return ValueSet(label, frozenset(pairs))
 

@@ -82,7 +82,10 @@ def test_minor_notifications_go_to_the_representatives(
         minor = register_space(
             session, ins="215057512345658", birth_date=date(2015, 5, 20), now=espace.clock.now()
         )
-        for rep, email in (("286037512345639", "mere@example.org"), ("184027512345674", "pere@example.org")):
+        for rep, email in (
+            ("286037512345639", "mere@example.org"),
+            ("184027512345674", "pere@example.org"),
+        ):
             add_representative(session, minor, rep, now=espace.clock.now(), email=email)
         session.commit()
         minor_id = minor.id
