@@ -120,7 +120,9 @@ def link_professional(
     return row
 
 
-def unlink_professional(session: Session, space: PatientSpace, professional_id: str, kind: str) -> bool:
+def unlink_professional(
+    session: Session, space: PatientSpace, professional_id: str, kind: str
+) -> bool:
     result = session.execute(
         delete(SpaceProfessionalLink).where(
             SpaceProfessionalLink.space_id == space.id,
@@ -146,13 +148,17 @@ def add_representative(
 ) -> SpaceRepresentative:
     """Attach a representative; a minor has at most two active or invited legal ones."""
     if kind == "legal_representative":
-        current = session.execute(
-            select(SpaceRepresentative).where(
-                SpaceRepresentative.space_id == space.id,
-                SpaceRepresentative.kind == kind,
-                SpaceRepresentative.status.in_(("active", "invited")),
+        current = (
+            session.execute(
+                select(SpaceRepresentative).where(
+                    SpaceRepresentative.space_id == space.id,
+                    SpaceRepresentative.kind == kind,
+                    SpaceRepresentative.status.in_(("active", "invited")),
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if len(current) >= 2:
             raise Conflict("a minor has at most two legal representatives")
     if kind == "protected_adult_representative":

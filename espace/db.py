@@ -25,7 +25,9 @@ class Base(DeclarativeBase):
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")  # durable before we acknowledge (SMTP 250, XDS Success)
+    cursor.execute(
+        "PRAGMA synchronous=FULL"
+    )  # durable before we acknowledge (SMTP 250, XDS Success)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

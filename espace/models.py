@@ -116,7 +116,9 @@ class SpaceRepresentative(Base):
     space_id: Mapped[str] = mapped_column(ForeignKey("patient_space.id"), index=True)
     representative_id: Mapped[str] = mapped_column(String(64), index=True)  # their INS
     kind: Mapped[str] = mapped_column(String(40))  # legal_representative | protected_adult_...
-    status: Mapped[str] = mapped_column(String(16), default="active")  # invited|active|declined|ended
+    status: Mapped[str] = mapped_column(
+        String(16), default="active"
+    )  # invited|active|declined|ended
     name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     birth_date: Mapped[date | None] = mapped_column(Date, nullable=True)
@@ -351,7 +353,9 @@ class NotificationOutbox(Base):
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|digested|failed
+    status: Mapped[str] = mapped_column(
+        String(16), default="pending"
+    )  # pending|sent|digested|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(Timestamp)
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)

@@ -7,14 +7,15 @@ the two equal, so a hidden entry is neither returned nor counted by any face.
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, and_, false, not_, or_, true
-
 from sqlalchemy.orm import InstrumentedAttribute
 
 from espace.models import DocumentEntryRow, unflat
 from habilitation.model import DocumentFacts, DocumentStatus, DocumentVisibility
 
 
-def _contains_any(column: InstrumentedAttribute[str], values: frozenset[str]) -> ColumnElement[bool]:
+def _contains_any(
+    column: InstrumentedAttribute[str], values: frozenset[str]
+) -> ColumnElement[bool]:
     """True when the flat ``|a|b|`` column holds any of ``values``."""
     return or_(*(column.like(f"%|{_escape(v)}|%", escape="\\") for v in sorted(values)))
 

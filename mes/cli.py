@@ -1,13 +1,13 @@
 """The ``mes`` command line: set-up, serving, workers, trace tools, and each face's commands.
 
-    mes init                 development secrets (var/secrets.json) and the test PKI (var/pki)
-    mes db upgrade           apply the Alembic migrations to DATABASE_URL
-    mes demo load            demo patients, professionals, apps (idempotent)
-    mes serve                HTTP 8080, HTTPS 8443, SMTP 2525 and the background workers
-    mes worker               the background workers only (notifications, mail queue, jobs)
-    mes trace verify         recompute every trace chain; name the first broken record
-    mes trace checkpoint     sign every chain head now
-    mes trace show --ins X   a space's trace, as the patient reads it
+mes init                 development secrets (var/secrets.json) and the test PKI (var/pki)
+mes db upgrade           apply the Alembic migrations to DATABASE_URL
+mes demo load            demo patients, professionals, apps (idempotent)
+mes serve                HTTP 8080, HTTPS 8443, SMTP 2525 and the background workers
+mes worker               the background workers only (notifications, mail queue, jobs)
+mes trace verify         recompute every trace chain; name the first broken record
+mes trace checkpoint     sign every chain head now
+mes trace show --ins X   a space's trace, as the patient reads it
 """
 
 from __future__ import annotations
@@ -224,7 +224,9 @@ def _mount_plugins() -> None:
                 continue
             raise
         for command in getattr(module, "commands", []):
-            if command.name in main.commands and isinstance(main.commands[command.name], click.Group):
+            if command.name in main.commands and isinstance(
+                main.commands[command.name], click.Group
+            ):
                 existing = main.commands[command.name]
                 assert isinstance(existing, click.Group)
                 if isinstance(command, click.Group):

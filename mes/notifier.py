@@ -137,7 +137,9 @@ class NotificationWorker:
                 continue
             try:
                 self.sender.send(
-                    _message(self.from_address, recipients, row.subject, row.body, row.dedup_key, now)
+                    _message(
+                        self.from_address, recipients, row.subject, row.body, row.dedup_key, now
+                    )
                 )
             except Exception as exc:  # network errors: retry later with backoff
                 self._retry(row, now, exc)

@@ -43,15 +43,26 @@ def test_chains_are_intact_and_sequenced(espace: Espace, clock: FrozenClock) -> 
     _fill(espace, clock, 30, ["space-a", "space-b", None])
     with espace.session_factory() as session:
         assert trace.verify_chains(session, espace.signer) == []
-        seqs = session.execute(
-            select(TraceRecord.seq).where(TraceRecord.space_key == "space-a").order_by(TraceRecord.seq)
-        ).scalars().all()
+        seqs = (
+            session.execute(
+                select(TraceRecord.seq)
+                .where(TraceRecord.space_key == "space-a")
+                .order_by(TraceRecord.seq)
+            )
+            .scalars()
+            .all()
+        )
     assert seqs == list(range(1, 11))
 
 
 @pytest.mark.parametrize(
     "field,value",
-    [("actor_id", "899999999999"), ("outcome", "failure"), ("rule_id", "forged"), ("target_id", "x")],
+    [
+        ("actor_id", "899999999999"),
+        ("outcome", "failure"),
+        ("rule_id", "forged"),
+        ("target_id", "x"),
+    ],
 )
 def test_changing_any_field_is_detected_and_named(
     espace: Espace, clock: FrozenClock, field: str, value: str
@@ -61,7 +72,9 @@ def test_changing_any_field_is_detected_and_named(
         victim = session.execute(
             select(TraceRecord).where(TraceRecord.space_key == "space-a", TraceRecord.seq == 7)
         ).scalar_one()
-        session.execute(update(TraceRecord).where(TraceRecord.id == victim.id).values({field: value}))
+        session.execute(
+            update(TraceRecord).where(TraceRecord.id == victim.id).values({field: value})
+        )
         session.commit()
         breaks = trace.verify_chains(session, espace.signer)
     assert len(breaks) == 1
