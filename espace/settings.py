@@ -270,28 +270,14 @@ def trace_page(op: Operation, *, offset: int = 0, limit: int = 100) -> list[Any]
     announcement, the minor's secret for the representatives) are left out in SQL, before
     paging: the trace must not reveal what the visibility predicate hides (CSP L.1111-5).
     """
-    from sqlalchemy import not_, or_
-
     from espace.models import TraceRecord
+    from espace.trace import visible_records_clause
 
     space = _space(op)
-    hidden = select(DocumentEntryRow.entry_uuid).where(
-        DocumentEntryRow.space_id == space.id, not_(visibility_clause(op.visibility()))
-    )
-    hidden_unique = select(DocumentEntryRow.unique_id).where(
-        DocumentEntryRow.space_id == space.id, not_(visibility_clause(op.visibility()))
-    )
     return list(
         op.session.execute(
             select(TraceRecord)
-            .where(
-                TraceRecord.space_key == space.id,
-                or_(
-                    TraceRecord.target_id == "",
-                    not_(TraceRecord.target_id.in_(hidden)),
-                ),
-                not_(TraceRecord.target_id.in_(hidden_unique)),
-            )
+            .where(visible_records_clause(space.id, op.visibility()))
             .order_by(TraceRecord.seq.desc())
             .offset(offset)
             .limit(limit)

@@ -21,12 +21,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, not_, or_, select
 from sqlalchemy.orm import Session
 
 from espace.clock import as_utc
 from espace.models import TraceCheckpoint, TraceHead, TraceRecord
-from habilitation.model import Actor, Decision
+from habilitation.model import Actor, Decision, DocumentVisibility
 
 GENESIS = "0" * 64
 NO_SPACE = "-"
@@ -306,4 +306,34 @@ def trace_of_space(
             .offset(offset)
             .limit(limit)
         ).scalars()
+    )
+
+
+def visible_records_clause(space_id: str, visibility: DocumentVisibility) -> ColumnElement[bool]:
+    """The records of ``space_id`` a reader may see, as SQL (pushed in before paging).
+
+    Records whose target is a document the reader cannot see (a minor's secret for the legal
+    representatives, ``INVISIBLE_PATIENT`` before it is made visible) are left out: the trace
+    must not reveal what the visibility predicate hides. Every face projecting the trace (patient
+    API, FHIR AuditEvent, CLI) uses this one clause.
+    """
+    from espace.models import DocumentEntryRow
+    from espace.store import visibility_clause
+
+    hidden = not_(visibility_clause(visibility))
+    hidden_uuids = select(DocumentEntryRow.entry_uuid).where(
+        DocumentEntryRow.space_id == space_id, hidden
+    )
+    hidden_unique_ids = select(DocumentEntryRow.unique_id).where(
+        DocumentEntryRow.space_id == space_id, hidden
+    )
+    return and_(
+        TraceRecord.space_key == space_id,
+        or_(
+            TraceRecord.target_id == "",
+            and_(
+                not_(TraceRecord.target_id.in_(hidden_uuids)),
+                not_(TraceRecord.target_id.in_(hidden_unique_ids)),
+            ),
+        ),
     )
