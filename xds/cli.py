@@ -15,6 +15,7 @@ import click
 
 from espace.registry import RegistryError, RegistryIssue, affinity_domain
 from espace.registry.submit import _required
+from habilitation.model import AccessMode, AuthenticationMode
 from mes.config import load_settings
 from xds import ns
 
@@ -84,3 +85,75 @@ def transactions() -> None:
 
 
 commands: list[click.Command] = [xds_group]
+
+
+@xds_group.command("vihf")
+@click.option("--ps", "professional_id", required=True, help="PS_IdNat (8 + RPPS), the NameID")
+@click.option("--profession", default="10", show_default=True, help="TRE_G15 code (role #1)")
+@click.option("--specialty", default=None, help="TRE_R01 / G05 code (role #2; required for 10, 21)")
+@click.option("--patient", "patient_ins", required=True, help="the patient's matricule INS")
+@click.option("--patient-oid", default="1.2.250.1.213.1.4.10", show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice([m.value for m in AccessMode]),
+    default="normal",
+    show_default=True,
+    help="purposeofuse (TRE_R248)",
+)
+@click.option(
+    "--auth",
+    type=click.Choice(["DIRECTE", "INDIRECTE", "INDIRECTE_RENFORCEE"]),
+    default="DIRECTE",
+    show_default=True,
+)
+@click.option("--structure", default=None, help="Identifiant_Structure (default: the test PKI's)")
+@click.option("--name", default=None, help="subject-id (required in indirect modes)")
+@click.option("--secret", is_flag=True, help="confidentiality-code INVISIBLE_REPRESENTANTS_LEGAUX")
+@click.option("--minutes", default=60, show_default=True, help="validity of the assertion")
+@click.option("--header", is_flag=True, help="print a whole wsse:Security header")
+def vihf(
+    professional_id: str,
+    profession: str,
+    specialty: str | None,
+    patient_ins: str,
+    patient_oid: str,
+    mode: str,
+    auth: str,
+    structure: str | None,
+    name: str | None,
+    secret: bool,
+    minutes: int,
+    header: bool,
+) -> None:
+    """Print a VIHF assertion signed with the server's test PKI (development and test kits).
+
+    The assertion is signed with ``<PKI_DIR>/signing.key.pem``, which the server trusts, so
+    an EHR or a test harness can call the XDS endpoints of a ``make run`` server with it.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from lxml import etree
+
+    from mes.pki import generate_test_pki
+    from xds.vihf import build_vihf, certificate_dn, sign_vihf, wrap_in_security_header
+
+    pki = generate_test_pki(Path(str(load_settings()["PKI_DIR"])))
+    cert_pem = pki.signing_cert.read_bytes()
+    assertion = build_vihf(
+        professional_id=professional_id,
+        profession=profession,
+        specialty=specialty,
+        structure_id=structure or pki.structure_id,
+        issuer=certificate_dn(cert_pem),
+        issue_instant=datetime.now(UTC),
+        patient_ins=patient_ins,
+        patient_ins_oid=patient_oid,
+        authentication_mode=AuthenticationMode(auth),
+        access_mode=AccessMode(mode),
+        subject_name=name or f"PS {professional_id}",
+        secret_connection=secret,
+        lifetime=timedelta(minutes=minutes),
+    )
+    signed = sign_vihf(assertion, pki.signing_key.read_bytes(), cert_pem)
+    element = wrap_in_security_header(signed) if header else signed
+    click.echo(etree.tostring(element, encoding="unicode"))
