@@ -1,0 +1,1 @@
+"""FHIR conformance: ANS Mesures de santé rules, MES API errors, round-trips, capabilities."""

@@ -1,0 +1,1 @@
+"""An interpreter for the NIST XDS Toolkit testkit (``testplan.xml`` files)."""
