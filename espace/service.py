@@ -187,6 +187,7 @@ class Espace:
                     TraceRecord.space_key == op.space.id,
                     TraceRecord.actor_id == actor.id,
                     TraceRecord.outcome == "success",
+                    TraceRecord.action.in_([str(a) for a in RECORD_ACCESS_ACTIONS]),
                 )
                 .limit(1)
             ).first()
