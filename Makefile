@@ -26,23 +26,28 @@ run: $(STAMP)
 	@echo "HTTP http://127.0.0.1:8080 (FHIR /fhir, XDS /xds/*, health /healthz) - HTTPS 8443 - SMTP 2525"
 	$(BIN)/mes serve
 
-## make test: install, run the whole suite on SQLite, then again on PostgreSQL when it answers
+## make test: install, run the suite on SQLite, again on PostgreSQL when it answers, then the slow tests
 test: $(STAMP)
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory test-slow
 
 test-sqlite: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider -m "not slow"
 
 test-postgres: $(STAMP)
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(PG_URL)', connect_timeout=3).close()" 2>/dev/null; then \
 		echo "== PostgreSQL pass ($(PG_URL))"; \
-		MES_TEST_DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider; \
+		MES_TEST_DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider -m "not slow"; \
 	elif [ "$$CI" = "true" ]; then \
 		echo "PostgreSQL does not answer at $(PG_URL) on CI: failing"; exit 1; \
 	else \
 		echo "SKIPPED PostgreSQL pass: no server answers at $(PG_URL)"; \
 	fi
+
+## make test-slow: the long tests (crash, fuzz, races, bench smoke, conformance ratchet); CI runs them too
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
