@@ -197,6 +197,9 @@ def find_document(op: Operation, entry_id: str) -> DocumentEntryRow:
             (DocumentEntryRow.entry_uuid == entry_id) | (DocumentEntryRow.unique_id == entry_id),
             visibility_clause(op.visibility()),
         )
+        # a uniqueId may be registered twice (ITI TF-3 4.1.7): take the newest entry
+        .order_by(DocumentEntryRow.version.desc(), DocumentEntryRow.submission_time.desc())
+        .limit(1)
     ).scalar_one_or_none()
     if row is None:
         raise NotFound("no such document", code="unknown_document")

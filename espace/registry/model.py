@@ -71,6 +71,7 @@ class RegistryErrorCode(StrEnum):
     METADATA_UPDATE_OPERATION_ERROR = "XDSMetadataUpdateOperationError"
     UNRESOLVED_REFERENCE = "UnresolvedReferenceException"
     REFERENCES_EXIST = "ReferencesExistException"
+    UNREFERENCED_OBJECT = "XDSUnreferencedObjectException"
     EXTRA_METADATA_NOT_SAVED = "XDSExtraMetadataNotSaved"  # a warning
 
 

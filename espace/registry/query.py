@@ -203,6 +203,27 @@ QUERIES: dict[str, QuerySpec] = {
 QUERY_IDS_BY_NAME = {spec.name: query_id for query_id, spec in QUERIES.items()}
 
 
+# Parameters whose values are coded "code^^scheme" (ITI TF-2a 3.18.4.1.2.3.4).
+CODED_PARAMS = frozenset(
+    {
+        "$XDSDocumentEntryClassCode",
+        "$XDSDocumentEntryTypeCode",
+        "$XDSDocumentEntryPracticeSettingCode",
+        "$XDSDocumentEntryHealthcareFacilityTypeCode",
+        "$XDSDocumentEntryEventCodeList",
+        "$XDSDocumentEntryConfidentialityCode",
+        "$XDSDocumentEntryFormatCode",
+        "$XDSSubmissionSetContentType",
+        "$XDSFolderCodeList",
+    }
+)
+
+
+def _is_coded_value(value: str) -> bool:
+    code, sep, scheme = value.partition("^^")
+    return bool(sep and code.strip() and scheme.strip() and "^^" not in scheme)
+
+
 def validate(request: StoredQueryRequest) -> QuerySpec:
     """Check the query id and the parameters' presence and multiplicity (ITI TF-2a 3.18.4.1.3)."""
     spec = QUERIES.get(request.query_id)
@@ -212,6 +233,10 @@ def validate(request: StoredQueryRequest) -> QuerySpec:
             f"unknown stored query {request.query_id}",
             location=request.query_id,
         )
+    # Parameters a query does not define are ignored, not refused: "A Document Registry is
+    # required to ignore parameters it does not understand" (NIST 11897/practicesetting_scheme,
+    # ITI TF-2a 3.18.4.1.2.3.7); a removed XDS.a parameter fails only through the values it
+    # comes with (11897/old_scheme: a code not in "code^^scheme" form).
     for param in spec.params:
         slots = request.params.get(param.name)
         if slots is None:
@@ -229,6 +254,15 @@ def validate(request: StoredQueryRequest) -> QuerySpec:
             raise RegistryError(
                 E.STORED_QUERY_PARAM_NUMBER, f"{param.name} takes one value", location=param.name
             )
+        if param.name in CODED_PARAMS:
+            for value in values:
+                if not _is_coded_value(value):
+                    # ITI TF-2a 3.18.4.1.2.3.4: a coded parameter value is "code^^scheme"
+                    raise RegistryError(
+                        E.REGISTRY_ERROR,
+                        f"{param.name}: {value!r} is not a code^^scheme value",
+                        location=param.name,
+                    )
     group = [p.name for p in spec.params if p.opt == "O1"]
     given = [name for name in group if name in request.params]
     if group and not given:
@@ -377,9 +411,14 @@ class _Query:
                 wanted = [_code(v) for v in slot]
                 if not any(_same(w, c) for w in wanted for c in entry.confidentiality_codes):
                     ok = False
+            # ITI TF-2a 3.18.4.1.2.3.7.14: an entry matches when one of its referenceIdList
+            # values (CXi) equals one of the given values; slots AND, values OR.
             references = self.slots("$XDSDocumentEntryReferenceIdList")
+            have_ids = set(entry.reference_ids) | set(
+                entry.extra_slots.get("urn:ihe:iti:xds:2013:referenceIdList", [])
+            )
             for slot in references:
-                if not set(slot) & set(entry.reference_ids):
+                if not set(slot) & have_ids:
                     ok = False
             if ok:
                 kept.append(entry)
@@ -623,7 +662,12 @@ def run_stored_query(
                     a.source_uuid.in_(folder_ids),
                     a.target_uuid.in_(doc_ids),
                 )
-                assocs = [m for m in members if m.target_uuid in doc_ids | folder_ids] + inner
+                inner_ids = {r.entry_uuid for r in inner}
+                # ITI TF-2a 3.18.4.1.2.3.7.9: the set's HasMember associations to its documents,
+                # folders and the folder-document associations it submitted (NIST 12327)
+                assocs = [
+                    m for m in members if m.target_uuid in doc_ids | folder_ids | inner_ids
+                ] + inner
             else:
                 folders = list(owner_rows)  # type: ignore[arg-type]
                 assocs = [m for m in members if m.target_uuid in doc_ids]

@@ -2,7 +2,10 @@
 
 Every reference must resolve in this patient's space (UnresolvedReferenceException); an object
 may not be removed while an association that is not removed with it still points at it
-(ReferencesExistException). Removing a document entry asks the policy decision point for
+(ReferencesExistException), nor may the removal leave an object an association referenced
+without any remaining reference (XDSUnreferencedObjectException: a submission set emptied of
+its members, an entry or folder stripped of its membership; NIST 30001-30003). Removing a
+document entry asks the policy decision point for
 DELETE_DOCUMENT on that entry (TD3.3c). The repository bytes are left to ITI-86.
 """
 
@@ -83,6 +86,28 @@ def remove_metadata(op: Operation, uuids: list[str]) -> list[str]:
             f"association {kept[0]} still references the objects",
             location=kept[0],
         )
+    # ITI TF-2c 3.62.4.1.3: nor may it leave a remaining object that an association referenced
+    # without any reference (a SubmissionSet emptied of its members, a Folder or entry
+    # stripped of the HasMember that holds it): XDSUnreferencedObjectException (NIST 30001-30003)
+    removed_assocs = [v for v in others.values() if isinstance(v, AssociationRow)]
+    ends = {e for a in removed_assocs for e in (a.source_uuid, a.target_uuid)} - wanted
+    if ends:
+        remaining_refs: set[str] = set()
+        for source, target in session.execute(
+            select(AssociationRow.source_uuid, AssociationRow.target_uuid).where(
+                AssociationRow.space_id == space_id,
+                AssociationRow.entry_uuid.not_in(wanted),
+                or_(AssociationRow.source_uuid.in_(ends), AssociationRow.target_uuid.in_(ends)),
+            )
+        ):
+            remaining_refs.update((source, target))
+        orphans = sorted(ends - remaining_refs)
+        if orphans:
+            raise RegistryError(
+                E.UNREFERENCED_OBJECT,
+                f"removing these objects leaves {orphans[0]} unreferenced",
+                location=orphans[0],
+            )
     for doc_row in docs.values():
         session.delete(doc_row)
     for other in others.values():

@@ -3,9 +3,12 @@
 IHE ITI TF-2b 3.41.4.1.3 / 3.42.4.1.3 and ITI TF-3 4.1-4.2: required attributes, affinity-domain
 codes, one submission set, a HasMember for each entry, lifecycle associations (RPLC, APND, XFRM,
 XFRM_RPLC, signs; ITI TF-3 4.2.2.2) whose replaced entry becomes Deprecated and whose folder
-memberships move to the replacement (ITI TF-3 4.2.2.2.3). The repository computes size and
-SHA-1 hash (ITI TF-2b 3.41.4.1.3.2); a re-submitted uniqueId with the same hash is answered
-without a duplicate, with a different hash gets XDSNonIdenticalHash.
+memberships move to the replacement (ITI TF-3 4.2.2.2.3); the replaced entry's APND/XFRM
+children are deprecated with it. The repository computes size and SHA-1 hash (ITI TF-2b
+3.41.4.1.3.2); a re-submitted uniqueId with the same hash never duplicates the repository
+bytes (on the XDS face, a new submission set makes it a second DocumentEntry, ITI TF-3 4.1.7;
+the same submission set re-sent is answered as is), with a different hash gets
+XDSNonIdenticalHash. A folder or related document of another patient: XDSPatientIdDoesNotMatch.
 
 Everything runs inside the caller's ``Espace.operation`` (one transaction, one trace record).
 """
@@ -28,10 +31,12 @@ from espace.models import (
 )
 from espace.registry.config import RegistryConfig
 from espace.registry.model import (
+    APND,
     HAS_MEMBER,
     LIFECYCLE_TYPES,
     REPLACING_TYPES,
     SIGNS,
+    XFRM,
     Association,
     DocumentEntry,
     RegistryError,
@@ -185,8 +190,18 @@ def submit_document_set(
     provide: bool,
     inspector: ContentInspector | None = None,
     origin: str = "xds",
+    register_resubmissions: bool = False,
 ) -> SubmitResult:
-    """Validate and store one submission in ``op``'s transaction (ITI-41 when ``provide``)."""
+    """Validate and store one submission in ``op``'s transaction (ITI-41 when ``provide``).
+
+    A document whose uniqueId is already registered with the same hash and size is accepted
+    (ITI TF-3 4.1.7 "Document Resubmission", ITI TF-2b 3.42.4.1.3.2 XDSNonIdenticalHash
+    otherwise). With ``register_resubmissions`` (the XDS face: NIST 12004 expects both copies
+    in a query) and a *new* submission set, the copy becomes a second DocumentEntry (its own
+    entryUUID, same uniqueId) that shares the repository bytes already stored; without it
+    (mailbox, MHD) or when the same submission set is sent again (a retry), the existing entry
+    answers and nothing is duplicated.
+    """
     session = op.session
     space = op.space
     if space is None or space.status != "active":
@@ -214,6 +229,17 @@ def submit_document_set(
         RegistryIssue(Code_.REGISTRY_METADATA_ERROR, f"SubmissionSet: {n} is required", ss.id)
         for n in ss_missing
     ]
+    try:
+        ss_time = parse_dtm(ss.submission_time)
+    except ValueError:
+        ss_time = None
+        issues.append(
+            RegistryIssue(
+                Code_.REGISTRY_METADATA_ERROR,
+                f"SubmissionSet: bad submissionTime {ss.submission_time!r}",
+                ss.id,
+            )
+        )
     issues += _check_patient(ss.patient_id, space.ins, "SubmissionSet") if ss.patient_id else []
     for doc in docs:
         issues += _required(doc, provide=provide)
@@ -307,6 +333,12 @@ def submit_document_set(
     existing_ss = session.execute(
         select(SubmissionSetRow).where(SubmissionSetRow.unique_id == ss.unique_id)
     ).scalar_one_or_none()
+    stored_bytes: set[str] = set()  # documents whose bytes the repository already holds
+    if existing_ss is None and register_resubmissions and reused:
+        for doc in docs:
+            if doc.id in reused and _content_exists(op, doc):
+                stored_bytes.add(doc.id)
+        reused = {}
     if existing_ss is not None:
         if (
             existing_ss.space_id == space.id
@@ -367,6 +399,14 @@ def submit_document_set(
     for assoc in request.associations:
         if assoc.source in reused:
             continue  # an idempotent entry keeps its original associations
+        if assoc.source == assoc.target or (assoc.type == HAS_MEMBER and assoc.target == ss.id):
+            # ITI TF-3 4.2.2: an object is not associated with itself, and a SubmissionSet is
+            # the source, never the member, of a HasMember (NIST 21000)
+            raise _fail(
+                Code_.REGISTRY_METADATA_ERROR,
+                f"{assoc.id}: association from {assoc.source} to {assoc.target}",
+                assoc.id,
+            )
         if assoc.type == HAS_MEMBER:
             if assoc.source == ss.id:
                 if assoc.target in doc_ids:
@@ -384,9 +424,22 @@ def submit_document_set(
                     )
             elif assoc.source in folder_ids or _folder_exists(op, assoc.source):
                 if not (assoc.target in doc_ids or _doc_visible(op, assoc.target) is not None):
+                    if _of_another_patient(op, assoc.target):
+                        raise _fail(
+                            Code_.PATIENT_ID_DOES_NOT_MATCH,
+                            f"{assoc.id}: {assoc.target} belongs to another patient",
+                            assoc.id,
+                        )
                     raise _fail(
                         Code_.REGISTRY_METADATA_ERROR, f"unresolved target {assoc.target}", assoc.id
                     )
+            elif _of_another_patient(op, assoc.source):
+                # ITI TF-3 4.2.2.1.4 / 4.1.8: a folder and its documents share one patientId
+                raise _fail(
+                    Code_.PATIENT_ID_DOES_NOT_MATCH,
+                    f"{assoc.id}: folder {assoc.source} belongs to another patient",
+                    assoc.id,
+                )
             else:
                 raise _fail(
                     Code_.REGISTRY_METADATA_ERROR, f"HasMember from {assoc.source}", assoc.id
@@ -401,6 +454,13 @@ def submit_document_set(
             if assoc.type == SIGNS and (assoc.target in doc_ids or assoc.target == ss.id):
                 continue
             target = _doc_visible(op, assoc.target)
+            if target is None and _of_another_patient(op, assoc.target):
+                # ITI TF-3 4.2.2.2: the related documents share one patientId
+                raise _fail(
+                    Code_.PATIENT_ID_DOES_NOT_MATCH,
+                    f"{assoc.id}: {assoc.target} belongs to another patient",
+                    assoc.id,
+                )
             if target is None:
                 raise _fail(
                     Code_.REGISTRY_METADATA_ERROR,
@@ -444,7 +504,9 @@ def submit_document_set(
             space_id=space.id,
             unique_id=ss.unique_id,
             source_id=ss.source_id,
-            submission_time=now,
+            # the Document Source's submissionTime (ITI TF-3 4.2.3.3.10), which FindSubmissionSets
+            # compares (ITI TF-2a 3.18.4.1.2.3.7.2); the receipt time is in the trace
+            submission_time=ss_time or now,
             content_type_code=ss.content_type_code.code if ss.content_type_code else "",
             author_ids=flat(a.person_id for a in ss.authors),
             status="Approved",
@@ -470,7 +532,7 @@ def submit_document_set(
                 added_by_patient=by_patient,
             )
         )
-        if provide:
+        if provide and original_id not in stored_bytes:
             session.add(
                 DocumentContent(
                     space_id=space.id,
@@ -518,7 +580,7 @@ def submit_document_set(
             _folder_uuids(op, [stored.source])
         ):
             _touch_folder(op, stored.source)
-    for row in deprecate:
+    for row in deprecate + _addenda_and_transforms(op, [r.entry_uuid for r in deprecate]):
         row.status = DocumentStatus.DEPRECATED.value
         row.updated_at = now
     for replaced, replacement in moves:
@@ -583,6 +645,58 @@ def _uuid_exists(op: Operation, value: str) -> bool:
 
 def _known(value: str, ids: dict[str, str], op: Operation) -> bool:
     return value in ids or (is_uuid(value) and _uuid_exists(op, value))
+
+
+def _addenda_and_transforms(op: Operation, replaced: list[str]) -> list[DocumentEntryRow]:
+    """Approved APND/XFRM children of replaced entries: deprecated with them (ITI TF-3 4.2.2.2.2).
+
+    NIST 12022: once the original is replaced, its addenda and transformations no longer
+    apply to the current version of the document.
+    """
+    assert op.space is not None
+    if not replaced:
+        return []
+    children = select(AssociationRow.source_uuid).where(
+        AssociationRow.space_id == op.space.id,
+        AssociationRow.association_type.in_([APND, XFRM]),
+        AssociationRow.target_uuid.in_(replaced),
+    )
+    return list(
+        op.session.execute(
+            select(DocumentEntryRow).where(
+                DocumentEntryRow.space_id == op.space.id,
+                DocumentEntryRow.entry_uuid.in_(children),
+                DocumentEntryRow.status == DocumentStatus.APPROVED.value,
+            )
+        ).scalars()
+    )
+
+
+def _content_exists(op: Operation, doc: DocumentEntry) -> bool:
+    """Whether the repository already holds the bytes of ``doc`` (same uniqueId)."""
+    return (
+        op.session.execute(
+            select(DocumentContent.id).where(
+                DocumentContent.repository_unique_id == doc.repository_unique_id,
+                DocumentContent.unique_id == doc.unique_id,
+            )
+        ).first()
+        is not None
+    )
+
+
+def _of_another_patient(op: Operation, value: str) -> bool:
+    """Whether ``value`` is the entryUUID of a folder or document of another patient space."""
+    assert op.space is not None
+    if not is_uuid(value):
+        return False
+    return any(
+        op.session.execute(
+            select(model.entry_uuid).where(model.entry_uuid == value, model.space_id != op.space.id)
+        ).first()
+        is not None
+        for model in (FolderRow, DocumentEntryRow)
+    )
 
 
 def _folder_exists(op: Operation, value: str) -> bool:

@@ -41,7 +41,7 @@ from xds_support import (
 )
 
 from espace.clock import FrozenClock
-from espace.models import AssociationRow, DocumentEntryRow
+from espace.models import AssociationRow, DocumentEntryRow, SubmissionSetRow
 from espace.registry.query import QUERY_IDS_BY_NAME
 from espace.service import Espace
 from xds import ns
@@ -411,6 +411,7 @@ def test_register_and_remove_metadata(
     with espace.session_factory() as session:
         row = session.execute(select(DocumentEntryRow)).scalar_one()
         links = session.execute(select(AssociationRow.entry_uuid)).scalars().all()
+        ss_uuid = session.execute(select(SubmissionSetRow.entry_uuid)).scalar_one()
     remove = f'<lcm:RemoveObjectsRequest xmlns:lcm="{ns.LCM}" xmlns="{ns.RIM}"><ObjectRefList>'
     only_doc = (
         remove + f'<ObjectRef id="{row.entry_uuid}"/></ObjectRefList></lcm:RemoveObjectsRequest>'
@@ -418,6 +419,11 @@ def test_register_and_remove_metadata(
     kept = post(client, REGISTRY, ITI62, etree.fromstring(only_doc.encode()), vihf(pki, clock))
     assert kept.error_codes() == ["ReferencesExistException"]
     refs = "".join(f'<ObjectRef id="{u}"/>' for u in [row.entry_uuid, *links])
+    emptied = remove + refs + "</ObjectRefList></lcm:RemoveObjectsRequest>"
+    # the submission set would be left without members (ITI TF-2c 3.62.4.1.3, NIST 30001)
+    left = post(client, REGISTRY, ITI62, etree.fromstring(emptied.encode()), vihf(pki, clock))
+    assert left.error_codes() == ["XDSUnreferencedObjectException"]
+    refs += f'<ObjectRef id="{ss_uuid}"/>'
     everything = remove + refs + "</ObjectRefList></lcm:RemoveObjectsRequest>"
     removed = post(client, REGISTRY, ITI62, etree.fromstring(everything.encode()), vihf(pki, clock))
     assert removed.status_value() == "Success", removed.errors()

@@ -31,6 +31,10 @@ E = RegistryErrorCode
 S_STABLE = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"
 
 
+# ITI TF-3 4.2.3.2.28: the DocumentEntry.referenceIdList slot name.
+REFERENCE_ID_LIST = "urn:ihe:iti:xds:2013:referenceIdList"
+
+
 def _q(local: str, namespace: str = RIM) -> str:
     return f"{{{namespace}}}{local}"
 
@@ -127,6 +131,7 @@ def parse_document_entry(
         "size",
         "repositoryUniqueId",
         "referenceIdList",
+        REFERENCE_ID_LIST,
         "URI",
     }
     for name, values in s.items():
@@ -160,8 +165,8 @@ def parse_document_entry(
             entry.size = int(single)
         elif name == "sourcePatientInfo":
             entry.source_patient_info = values
-        elif name == "referenceIdList":
-            entry.reference_ids = values
+        elif name in (REFERENCE_ID_LIST, "referenceIdList"):
+            entry.reference_ids = [*entry.reference_ids, *values]
         elif name not in known:
             entry.extra_slots[name] = values
     for c in _classifications(element, extra):

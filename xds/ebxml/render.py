@@ -132,7 +132,7 @@ def document_entry(entry: DocumentEntry, home: str = "") -> etree._Element:
     _slot(
         el, "legalAuthenticator", [entry.legal_authenticator] if entry.legal_authenticator else []
     )
-    _slot(el, "referenceIdList", entry.reference_ids)
+    _slot(el, "urn:ihe:iti:xds:2013:referenceIdList", entry.reference_ids)
     _slot(
         el, "repositoryUniqueId", [entry.repository_unique_id] if entry.repository_unique_id else []
     )

@@ -61,7 +61,13 @@ def parse(ctx: RequestContext) -> SubmissionRequest:
 
 def handle(op: Operation, request: SubmissionRequest, ctx: RequestContext) -> SubmitResult:
     return submit_document_set(
-        op, request, config=ctx.config, provide=True, inspector=CdaInspector(), origin="xds"
+        op,
+        request,
+        config=ctx.config,
+        provide=True,
+        inspector=CdaInspector(),
+        origin="xds",
+        register_resubmissions=True,
     )
 
 

@@ -21,7 +21,9 @@ def parse(ctx: RequestContext) -> SubmissionRequest:
 
 
 def handle(op: Operation, request: SubmissionRequest, ctx: RequestContext) -> SubmitResult:
-    return submit_document_set(op, request, config=ctx.config, provide=False, origin="xds")
+    return submit_document_set(
+        op, request, config=ctx.config, provide=False, origin="xds", register_resubmissions=True
+    )
 
 
 def render_result(_result: Any, _ctx: RequestContext) -> Response:
