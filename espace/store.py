@@ -30,12 +30,22 @@ def visibility_clause(vis: DocumentVisibility) -> ColumnElement[bool]:
     if vis.nothing or not vis.statuses:
         return false()
     parts: list[ColumnElement[bool]] = [entry.status.in_(sorted(str(s) for s in vis.statuses))]
+    type_terms: list[ColumnElement[bool]] = []
     if vis.allowed_type_codes is not None:
-        if not vis.allowed_type_codes:
-            return false()
-        parts.append(entry.type_code.in_(sorted(vis.allowed_type_codes)))
+        type_terms.append(
+            entry.type_code.in_(sorted(vis.allowed_type_codes))
+            if vis.allowed_type_codes
+            else false()
+        )
     if vis.denied_type_codes:
-        parts.append(entry.type_code.not_in(sorted(vis.denied_type_codes)))
+        type_terms.append(entry.type_code.not_in(sorted(vis.denied_type_codes)))
+    if type_terms:
+        readable_type = and_(*type_terms)
+        if vis.type_codes_exempt_authors:
+            readable_type = or_(
+                readable_type, _contains_any(entry.author_ids, vis.type_codes_exempt_authors)
+            )
+        parts.append(readable_type)
     if vis.hidden_confidentiality_codes:
         hidden = _contains_any(entry.confidentiality_codes, vis.hidden_confidentiality_codes)
         exempt: list[ColumnElement[bool]] = []

@@ -247,7 +247,8 @@ class DocumentVisibility:
     - ``not nothing``;
     - its status is in ``statuses``;
     - ``allowed_type_codes`` is None or contains its typeCode, and ``denied_type_codes``
-      does not contain it;
+      does not contain it — unless one of its authors is in ``type_codes_exempt_authors`` (a
+      professional always reads the documents they wrote, whatever the habilitation matrix);
     - it carries none of ``hidden_confidentiality_codes``, unless one of its authors is in
       ``hidden_codes_exempt_authors`` (e.g. the author of a masked document) or one of its
       author structures is in ``hidden_codes_exempt_structures``;
@@ -259,6 +260,7 @@ class DocumentVisibility:
     statuses: frozenset[DocumentStatus] = frozenset({DocumentStatus.APPROVED})
     allowed_type_codes: frozenset[str] | None = None
     denied_type_codes: frozenset[str] = frozenset()
+    type_codes_exempt_authors: frozenset[str] = frozenset()
     hidden_confidentiality_codes: frozenset[str] = frozenset()
     hidden_codes_exempt_authors: frozenset[str] = frozenset()
     hidden_codes_exempt_structures: frozenset[str] = frozenset()
@@ -270,9 +272,10 @@ class DocumentVisibility:
     def matches(self, doc: DocumentFacts) -> bool:
         if self.nothing or doc.status not in self.statuses:
             return False
-        if self.allowed_type_codes is not None and doc.type_code not in self.allowed_type_codes:
-            return False
-        if doc.type_code in self.denied_type_codes:
+        if (
+            (self.allowed_type_codes is not None and doc.type_code not in self.allowed_type_codes)
+            or doc.type_code in self.denied_type_codes
+        ) and not doc.author_ids & self.type_codes_exempt_authors:
             return False
         if doc.confidentiality_codes & self.hidden_confidentiality_codes and not (
             doc.author_ids & self.hidden_codes_exempt_authors

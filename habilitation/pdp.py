@@ -152,6 +152,8 @@ class PolicyDecisionPoint:
         return DocumentVisibility(
             statuses=functional_rights.readable_statuses(self.functional_rights, column),
             allowed_type_codes=types,
+            # the author reads their own documents whatever the matrix (PDT-INF-526 note 6)
+            type_codes_exempt_authors=frozenset({ctx.actor.id}),
             hidden_confidentiality_codes=hidden,
             hidden_codes_exempt_authors=exempt,
             rule_id=gate.rule_id,

@@ -42,8 +42,9 @@ def explain_exclusion(vis: DocumentVisibility, doc: DocumentFacts) -> tuple[str,
     if doc.status not in vis.statuses:
         return "document_status", f"{doc.status.value} entries are not visible to this actor"
     if (
-        vis.allowed_type_codes is not None and doc.type_code not in vis.allowed_type_codes
-    ) or doc.type_code in vis.denied_type_codes:
+        (vis.allowed_type_codes is not None and doc.type_code not in vis.allowed_type_codes)
+        or doc.type_code in vis.denied_type_codes
+    ) and not doc.author_ids & vis.type_codes_exempt_authors:
         return "profession_matrix", f"typeCode {doc.type_code} is not readable by this profession"
     hidden = doc.confidentiality_codes & vis.hidden_confidentiality_codes
     if hidden and not (

@@ -57,6 +57,7 @@ visibilities = st.builds(
     statuses=st.frozensets(st.sampled_from(list(DocumentStatus)), min_size=0),
     allowed_type_codes=st.none() | _subset(TYPES),
     denied_type_codes=_subset(TYPES),
+    type_codes_exempt_authors=_subset(AUTHORS),
     hidden_confidentiality_codes=_subset(CODES),
     hidden_codes_exempt_authors=_subset(AUTHORS),
     hidden_codes_exempt_structures=_subset(STRUCTURES),

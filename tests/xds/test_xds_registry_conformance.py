@@ -573,12 +573,6 @@ def test_confidentiality_v_does_not_hide_a_document_from_its_author(
     assert _connectathon_find(app, client, pki, clock, doc) == {doc.unique_id}
 
 
-@pytest.mark.xfail(
-    reason="habilitation: a typeCode outside JDV_J66 (here the testkit's 'XTHM-WD TYPECODE') "
-    "is readable by no profession of the document-type matrix, so the PDP hides the entry "
-    "even from its author (NIST PnrNoXop); the fix belongs to habilitation/",
-    strict=False,
-)
 def test_connectathon_type_code_outside_the_dmp_matrix_is_seen_by_its_author(
     app: Any, client: FlaskClient, pki: Any, clock: FrozenClock, space: str
 ) -> None:
