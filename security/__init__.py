@@ -1,0 +1,2 @@
+"""Helpers of the attack and fault suite (tests/security) and its scripts; never imported by
+the server."""
