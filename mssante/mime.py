@@ -133,7 +133,8 @@ def parse_message(
         subject = str(msg.get("Subject", ""))
         message_id = _msgid(msg.get("Message-ID"))
         x_mss = {h: str(msg.get(h)).strip() for h in X_MSS_HEADERS if msg.get(h) is not None}
-    except (ValueError, TypeError, IndexError) as exc:
+    except (ValueError, TypeError, IndexError, AttributeError) as exc:
+        # the stdlib header parser raises AttributeError on group syntax ("a:;x@y")
         raise MimeError(MimeProblem.MALFORMED, f"malformed header: {exc}") from None
     if not from_address or "@" not in from_address:
         raise MimeError(MimeProblem.NO_SENDER, "the message has no From address")

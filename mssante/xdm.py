@@ -20,6 +20,7 @@ import io
 import posixpath
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -331,8 +332,11 @@ def read_archive(data: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> XdmArchiv
             names[posixpath.normpath(info.filename).upper()] = info.filename
 
     def read(member: str) -> bytes:
-        with archive.open(member) as handle:
-            content = handle.read(max_bytes + 1)
+        try:
+            with archive.open(member) as handle:
+                content = handle.read(max_bytes + 1)
+        except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
+            raise XdmError(XdmProblem.NOT_A_ZIP, f"corrupt member {member}: {exc}") from None
         if len(content) > max_bytes:
             raise XdmError(XdmProblem.UNSAFE, "entry expands beyond the size limit")
         return content

@@ -726,6 +726,7 @@ def verify_vihf(
         InvalidCertificate,
         etree.DocumentInvalid,
         etree.XMLSyntaxError,
+        etree.C14NError,  # e.g. a relative namespace URI: not canonicalizable, so not verifiable
     ) as exc:
         raise _fail(VihfErrorCode.BAD_SIGNATURE, f"signature verification failed: {exc}") from None
     assert not isinstance(result, list)

@@ -148,16 +148,6 @@ def _bad_member_header() -> bytes:
     return archive[:second] + b"PK\x03\x05" + archive[second + 4 :]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "server bug: mssante.xdm.read_archive lets zipfile.BadZipFile escape when a member's local "
-        "header is corrupt (archive.open in read()); the SMTP session answers aiosmtpd's generic "
-        "'500 Error: (BadZipFile) Bad magic number for file header' instead of 554 5.6.0 "
-        "[not_a_zip], and no refusal is traced (fuzzing finds zlib.error and ValueError "
-        "'negative seek value' escaping from the same read())"
-    ),
-)
 def test_corrupt_xdm_member_header_refused_cleanly(
     relay_port: int, pki: Any, espace: Espace
 ) -> None:
@@ -177,19 +167,6 @@ def _group_from_header() -> bytes:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "server bug: a From/To/Reply-To header mixing group syntax and an address "
-        "('From: a:;dr.martin@operateur.test.mssante.fr') makes the stdlib header registry "
-        "raise AttributeError ('Group' object has no attribute 'local_part'), which "
-        "mssante.mime.parse_message does not catch (it catches ValueError, TypeError, "
-        "IndexError); the SMTP session answers aiosmtpd's generic '500 Error: "
-        "(AttributeError) ...' instead of 554 5.6.0 [mime_malformed], and no refusal is traced "
-        "(fuzzing finds other AttributeErrors of the header registry at the same place, e.g. "
-        "\"'str' object has no attribute 'token_type'\")"
-    ),
-)
 def test_group_syntax_from_header_refused_cleanly(
     relay_port: int, pki: Any, espace: Espace
 ) -> None:

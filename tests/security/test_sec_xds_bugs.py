@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sec_world import PATIENTS
 from soap_kit import SOAP_CT, send, signed_vihf
 from xds_support import AUTHOR, ITI18, REGISTRY, envelope_bytes, find_documents
@@ -21,16 +20,6 @@ def _relative_namespace_vihf(pki: Any, clock: FrozenClock) -> bytes:
     return data.replace(b"<saml2:Issuer", b'<saml2:Issuer xmlns:x="relative"', 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "server bug: a VIHF whose signed assertion declares a relative namespace URI "
-        '(xmlns:x="relative" on saml2:Issuer) makes signxml\'s canonicalization raise '
-        "lxml.etree.C14NError in xds/vihf.py verify_vihf (not among the caught exceptions), "
-        "and xds/endpoint.py handle_soap lets it out: HTTP 500 instead of a SOAP Sender fault "
-        "(wsse:FailedCheck / InvalidSecurityToken) with a vihf_* trace record"
-    ),
-)
 def test_relative_namespace_in_vihf_is_a_soap_fault(
     http: Any, pki: Any, clock: FrozenClock
 ) -> None:
