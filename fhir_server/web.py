@@ -190,7 +190,14 @@ def _classify(actor: Actor, endpoint: str, args: dict[str, Any], body: Any) -> R
         if kind not in ("transaction", "batch"):
             raise FhirError(400, "invalid", "only transaction and batch Bundles are processed",
                             code="bundle_type")
-        if mhd.is_provide_bundle(list(body.get("entry") or [])):
+        entries = body.get("entry") or []
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("request", {}), dict) for e in entries
+        ):
+            # R4 Bundle.entry is an array of objects, entry.request an object (http.html#trans)
+            raise FhirError(400, "invalid", "Bundle.entry must be an array of entry objects "
+                            "whose request is an object", code="bundle_entry")
+        if mhd.is_provide_bundle(list(entries)):
             return Route(str(kind), None, None, None,
                          action_for(DOCUMENTS, "create", actor.kind), DOCUMENTS)
         method, rtype, resource = bundles.first_entry(body)

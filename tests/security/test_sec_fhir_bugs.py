@@ -39,15 +39,6 @@ def test_control_malformed_entries_that_are_refused(
         assert response.get_json()["resourceType"] == "OperationOutcome"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "server bug: POST /fhir with a transaction/batch Bundle whose 'entry' is a number, a "
-        "boolean or an object answers 500 'internal error' (TypeError in fhir_server/web.py "
-        "_classify: list(body.get('entry') or []); KeyError: 0 in bundles.first_entry); "
-        "expected 400 OperationOutcome 'invalid'"
-    ),
-)
 @pytest.mark.parametrize("entry", [5, True, {"a": 1}])
 def test_bundle_entry_not_an_array_is_400(
     client: FlaskClient, headers: dict[str, str], entry: Any
@@ -60,13 +51,6 @@ def test_bundle_entry_not_an_array_is_400(
     assert response.status_code == 400, response.status_code
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "server bug: POST /fhir with a Bundle entry whose 'request' is not an object "
-        "([{'request': 5}]) answers 500 (first_entry calls .get on it); expected 400 'invalid'"
-    ),
-)
 def test_bundle_entry_request_not_an_object_is_400(
     client: FlaskClient, headers: dict[str, str]
 ) -> None:
