@@ -53,6 +53,22 @@ def create_app(
         g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
         g.started = time.perf_counter()
 
+    @app.before_request
+    def _refuse_nul_in_json_apis() -> Any:
+        """Refuse NUL characters in the JSON APIs (400): no text column can store them
+        (PostgreSQL rejects them), so they are bad input, not a server error."""
+        if not request.path.startswith("/api/"):
+            return None
+        body = request.get_data(cache=True) if request.content_length else b""
+        if (
+            "\x00" in request.path
+            or b"%00" in request.query_string
+            or b"\x00" in body
+            or b"\\u0000" in body
+        ):
+            return jsonify(error="invalid_input", detail="NUL characters are refused"), 400
+        return None
+
     @app.after_request
     def _finish(response: Response) -> Response:
         face = (request.blueprint or "process").split(".")[0]
