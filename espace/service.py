@@ -41,7 +41,6 @@ from habilitation.model import (
 )
 from habilitation.pdp import PolicyDecisionPoint
 
-
 # Actions by which a professional accesses the record: the first one notifies the patient.
 # (Delivering a secure message or testing existence is not an access to the record.)
 RECORD_ACCESS_ACTIONS = frozenset(
