@@ -64,6 +64,7 @@ class Sent:
     data: bytes
     seconds: float
     peak_bytes: int
+    cpu_seconds: float = 0.0  # CPU time of this process (client + in-process server threads)
 
     def soap(self) -> Soap:
         return parse_response(self.status, self.content_type, self.data)
@@ -85,9 +86,10 @@ def send(http: Any, path: str, data: bytes, content_type: str) -> Sent:
     if tracing:
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     response = http.http.post(path, content=data, headers={"Content-Type": content_type})
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     peak = tracemalloc.get_traced_memory()[1] - base if tracing else 0
     return Sent(
         response.status_code,
@@ -95,6 +97,7 @@ def send(http: Any, path: str, data: bytes, content_type: str) -> Sent:
         response.content,
         seconds,
         peak,
+        cpu_seconds,
     )
 
 
