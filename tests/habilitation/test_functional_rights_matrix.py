@@ -12,7 +12,6 @@ import csv
 import re
 from collections.abc import Callable
 from importlib.resources import files
-from pathlib import Path
 
 import pytest
 from hab_fixtures import (
@@ -30,6 +29,7 @@ from hab_fixtures import (
     request,
     space,
 )
+from reference_data import REFERENCE as REFERENCE_DIR
 
 from habilitation.model import (
     INVISIBLE_TO_PATIENT,
@@ -47,8 +47,8 @@ from habilitation.pdp import PolicyDecisionPoint
 from habilitation.rights import FunctionalRights
 
 DATA = files("habilitation.data").joinpath("PDT-INF-526_matrice_droits_fonctionnels_v1.8.csv")
-REFERENCE = Path(
-    "/work/shared/reference/dmp/habilitation/PDT-INF-526_matrice_droits_fonctionnels_v1.8.csv"
+REFERENCE = (
+    REFERENCE_DIR / "dmp" / "habilitation" / "PDT-INF-526_matrice_droits_fonctionnels_v1.8.csv"
 )
 _TABLE = list(csv.reader(DATA.read_text(encoding="utf-8").splitlines()))
 HEADER, ROWS = _TABLE[0], [r for r in _TABLE[1:] if r]

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from reference_data import SHARED
 
 from mssante.smtp_server import SmtpHandle
 from mssante.xdm import build_archive
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 MSSANTE_REF = SHARED / "reference" / "mssante"
 CDA_DIR = SHARED / "reference" / "dmp" / "cda"
 LDL_SES = "TestContenuCDA-3-0_LDL-SES_2022.01.xml"

@@ -14,6 +14,7 @@ from mailkit import (
     build_message,
     send,
 )
+from reference_data import require
 from sqlalchemy import select
 
 from espace import mailbox as mb
@@ -161,7 +162,7 @@ def test_ans_mdn_example_wording_is_understood() -> None:
     the reference README: it is not a syntax oracle, and we refuse it as malformed)."""
     from mssante.mime import MimeError, disposition_status, parse_message
 
-    raw = (MSSANTE_REF / "ans_mdn_example_error.eml.txt").read_bytes()
+    raw = require(MSSANTE_REF / "ans_mdn_example_error.eml.txt").read_bytes()
     line = next(v for v in raw.decode().splitlines() if v.startswith("Disposition:"))
     status, detail = disposition_status(line.partition(":")[2])
     assert status == "error" and detail.startswith("902^Identifiant de patient inconnu")

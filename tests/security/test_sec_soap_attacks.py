@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from lxml import etree
+from reference_data import REFERENCE
 from sec_net import CANARY_SECRET, Listener
 from sec_world import PATIENTS, World, build_world
 from soap_kit import (
@@ -50,7 +51,7 @@ from xds import ns
 from xds.mtom import build_mtom_request
 from xds.web import ENDPOINTS
 
-ATTACKS = Path("/work/shared/reference/security/xml-attacks")
+ATTACKS = REFERENCE / "security" / "xml-attacks"
 SAMPLES = sorted(p.name for p in ATTACKS.glob("*.xml"))
 PATHS = sorted(ENDPOINTS)
 DOCTYPE_SAMPLES = {n for n in SAMPLES if b"<!DOCTYPE" in (ATTACKS / n).read_bytes()}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from reference_data import REFERENCE
 
 from xds.xml import XmlRefusal, XmlSecurityError, parse_xml
 
-ATTACKS = Path("/work/shared/reference/security/xml-attacks")
-VIHF_DIR = Path("/work/shared/reference/dmp/vihf")
+ATTACKS = REFERENCE / "security" / "xml-attacks"
+VIHF_DIR = REFERENCE / "dmp" / "vihf"
 
 DOCTYPE_ATTACKS = [
     "01_billion_laughs.xml",

@@ -6,11 +6,11 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
 from lxml import etree
+from reference_data import REFERENCE
 
 from espace.admin import link_professional, register_space, upsert_professional
 from espace.clock import FrozenClock
@@ -49,7 +49,6 @@ ITI57 = "urn:ihe:iti:2010:UpdateDocumentSet"
 ITI62 = "urn:ihe:iti:2010:DeleteDocumentSet"
 FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
 
 #: (profession, specialty) of each test professional
 PROFILES: dict[str, tuple[str, str | None]] = {
