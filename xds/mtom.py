@@ -15,14 +15,20 @@ each document is a MIME part that the envelope points at with ``<xop:Include hre
   to a part of the same package are accepted (CVE-2022-46364: no ``file:``/``http:``).
   :func:`element_content` gives the bytes of an ``xs:base64Binary`` element either way
   (XOP part or inline base64), so handlers need not care which form the client sent.
-- :func:`build_mtom_response` / :func:`build_mtom_request` write a package (zeep cannot
-  send MTOM, so tests use the request builder).
+- :func:`build_mtom_response` writes a package as a list of byte strings (a WSGI response
+  iterable, PEP 3333): the document bytes are items of their own, never joined to the envelope,
+  so a retrieved document is sent from the one buffer it was decrypted into.
+  :func:`build_mtom_request` joins the same items (zeep cannot send MTOM, so tests use it).
+
+Memory (issue #8): a part is received into an ``io.BytesIO`` whose ``getvalue()`` hands its
+buffer over without a copy (CPython since 3.5, bpo-22003), so an attachment is held once.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import io
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -119,12 +125,16 @@ def parse_mtom(
     """Read an MTOM/XOP package (or a plain SOAP body) into an :class:`MtomMessage`."""
     mimetype, options = _normalize_content_type(content_type)
     if mimetype in _ROOT_TYPES:
-        data = bytearray()
-        for chunk in _chunks(body, _CHUNK):
-            data += chunk
-            if len(data) > max_total_bytes:
+        if isinstance(body, bytes):
+            if len(body) > max_total_bytes:
                 raise MtomError(MtomErrorCode.TOO_LARGE, f"request exceeds {max_total_bytes} bytes")
-        return MtomMessage(root_xml=bytes(data), root_content_type=mimetype)
+            return MtomMessage(root_xml=body, root_content_type=mimetype)
+        data = io.BytesIO()
+        for chunk in _chunks(body, _CHUNK):
+            data.write(chunk)
+            if data.tell() > max_total_bytes:
+                raise MtomError(MtomErrorCode.TOO_LARGE, f"request exceeds {max_total_bytes} bytes")
+        return MtomMessage(root_xml=data.getvalue(), root_content_type=mimetype)
     if mimetype != "multipart/related":
         raise MtomError(
             MtomErrorCode.UNSUPPORTED_MEDIA_TYPE, f"unsupported content type {mimetype!r}"
@@ -186,7 +196,7 @@ def _read_parts(
         max_form_memory_size=_CHUNK + _MAX_HEADER_BYTES,
         max_parts=max_parts,
     )
-    parts: list[tuple[Headers, bytearray]] = []
+    parts: list[tuple[Headers, io.BytesIO]] = []
     total = 0
     finished = False
     chunks = _chunks(body, _CHUNK)
@@ -205,11 +215,11 @@ def _read_parts(
                 if isinstance(event, NeedData):
                     break
                 if isinstance(event, Field | File):
-                    parts.append((event.headers, bytearray()))
+                    parts.append((event.headers, io.BytesIO()))
                 elif isinstance(event, Data):
                     content = parts[-1][1]
-                    content += event.data
-                    if len(content) > max_part_bytes:
+                    content.write(event.data)
+                    if content.tell() > max_part_bytes:
                         cid = parts[-1][0].get("Content-ID", "?")
                         raise MtomError(
                             MtomErrorCode.TOO_LARGE,
@@ -230,7 +240,8 @@ def _read_parts(
         raise MtomError(
             MtomErrorCode.MALFORMED, f"malformed multipart/related body: {exc}"
         ) from None
-    return [(headers, bytes(content)) for headers, content in parts]
+    # getvalue() gives each BytesIO's own buffer: no second copy of an attachment
+    return [(headers, content.getvalue()) for headers, content in parts]
 
 
 def _decode(headers: Headers, content: bytes) -> bytes:
@@ -316,39 +327,49 @@ def _check_cid(cid: str) -> None:
 
 def _build_package(
     envelope_bytes: bytes, attachments: Mapping[str, tuple[bytes, str]], action: str | None
-) -> tuple[bytes, str]:
+) -> tuple[list[bytes], str]:
+    """The items of an MTOM package (the documents' own bytes among them) and its Content-Type.
+
+    W3C XOP 1.0 §4 / SOAP MTOM §3 and IHE ITI TF-2b 3.43.5.1.2.1: ``multipart/related`` with
+    ``type="application/xop+xml"``, ``start`` naming the root part and ``start-info`` the SOAP 1.2
+    media type; every part is ``binary`` (no base64 round trip).
+    """
     for cid in attachments:
         _check_cid(cid)
     root_cid = f"root.{uuid.uuid4().hex}@mes.local"
     contents = [envelope_bytes, *(data for data, _ in attachments.values())]
     while True:
         boundary = f"MIMEBoundary_{uuid.uuid4().hex}"
-        if not any(boundary.encode() in content for content in contents):
+        marker = boundary.encode()
+        if not any(marker in content for content in contents):
             break
     root_type = 'application/xop+xml; charset=UTF-8; type="application/soap+xml"'
     if action:
         root_type += f'; action="{action}"'
-    lines: list[bytes] = []
 
-    def part(content_type: str, cid: str, content: bytes) -> None:
-        lines.append(
-            f"--{boundary}\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: binary\r\n"
-            f"Content-ID: <{cid}>\r\n\r\n".encode()
-        )
-        lines.append(content)
-        lines.append(b"\r\n")
+    def head(content_type: str, cid: str, first: bool) -> bytes:
+        """The delimiter (RFC 2046 §5.1.1: CRLF "--" boundary) and the headers of a part."""
+        delimiter = f"--{boundary}" if first else f"\r\n--{boundary}"
+        return (
+            f"{delimiter}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Transfer-Encoding: binary\r\nContent-ID: <{cid}>\r\n\r\n"
+        ).encode()
 
-    part(root_type, root_cid, envelope_bytes)
+    # the envelope is small: it shares one item with the headers around it; each document
+    # is an item of its own, sent as is
+    items: list[bytes] = [head(root_type, root_cid, True) + envelope_bytes]
     for cid, (data, mime) in attachments.items():
-        part(mime, cid, data)
-    lines.append(f"--{boundary}--\r\n".encode())
+        items.append(head(mime, cid, False))
+        if data:
+            items.append(data)
+    items.append(f"\r\n--{boundary}--\r\n".encode())
     content_type = (
         f'multipart/related; boundary="{boundary}"; type="application/xop+xml"; '
         f'start="<{root_cid}>"; start-info="application/soap+xml"'
     )
     if action:
         content_type += f'; action="{action}"'
-    return b"".join(lines), content_type
+    return items, content_type
 
 
 def build_mtom_response(
@@ -356,11 +377,14 @@ def build_mtom_response(
     attachments: Mapping[str, tuple[bytes, str]],
     *,
     action: str | None = None,
-) -> tuple[bytes, str]:
-    """Write an MTOM package (ITI-43 response, TF-2b 3.43.5.1.2.1); return (body, Content-Type).
+) -> tuple[list[bytes], str]:
+    """Write an MTOM package (ITI-43 response, TF-2b 3.43.5.1.2.1); return (items, Content-Type).
 
     ``attachments`` maps a Content-ID (no ``<>``, no ``cid:``) to ``(bytes, mime type)``;
-    the envelope must already point at them with :func:`xop_include`.
+    the envelope must already point at them with :func:`xop_include`. The items are a WSGI
+    response body (PEP 3333): their concatenation is the package, and each document is one
+    item, the very ``bytes`` object given, so a large document is never copied to be sent
+    (a list, so Werkzeug sets Content-Length from the items' lengths).
     """
     return _build_package(envelope_bytes, attachments, action)
 
@@ -372,4 +396,5 @@ def build_mtom_request(
     action: str | None = None,
 ) -> tuple[bytes, str]:
     """Write an MTOM request (ITI-41) the way a DMP-compatible LPS sends it; for tests."""
-    return _build_package(envelope_bytes, attachments, action)
+    items, content_type = _build_package(envelope_bytes, attachments, action)
+    return b"".join(items), content_type

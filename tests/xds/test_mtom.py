@@ -145,9 +145,12 @@ def test_round_trip_of_binary_attachments() -> None:
 
 def test_response_builder_matches_iti43_shape() -> None:
     envelope = _envelope_with_documents(xop_include("1.doc@mes.test"))
-    body, content_type = build_mtom_response(
-        envelope, {"1.doc@mes.test": (b"%PDF-1.4", "application/pdf")}
+    document = b"%PDF-1.4"
+    items, content_type = build_mtom_response(
+        envelope, {"1.doc@mes.test": (document, "application/pdf")}
     )
+    assert any(item is document for item in items)  # sent as given, never copied
+    body = b"".join(items)
     assert 'start-info="application/soap+xml"' in content_type
     assert (
         b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: binary\r\n"
