@@ -11,14 +11,34 @@ Three groups of functions:
   :func:`build_soap_envelope` issue assertions shaped like the ANS examples, for tests, demo
   data and the conformance kit.
 
-Signing-certificate rule (decided here; IGC-Santé and CPS issue one *authentication*
-certificate, KeyUsage ``digitalSignature`` + EKU ``clientAuth``, and one *signature*
-certificate, KeyUsage ``digitalSignature`` + ``nonRepudiation``): a VIHF must be signed by a
+Signing-certificate rule. IGC-Santé and the CPS issue one *authentication* certificate
+(KeyUsage ``digitalSignature``, EKU ``clientAuth``) and one *signature* certificate (KeyUsage
+``digitalSignature`` + ``nonRepudiation``); for a structure ("personne morale") these are the
+``ORG_AUTH_CLI`` and the ``ORG_SIGN`` "cachet" certificates. A VIHF must be signed by a
 certificate whose KeyUsage asserts both ``digitalSignature`` and ``nonRepudiation``, that is
 not a CA, and whose ExtendedKeyUsage, if present, is not limited to TLS purposes
-(``clientAuth``/``serverAuth``). Anything else is ``NOT_SIGNATURE_CERTIFICATE``. Caveat: the
-ANS AIR example (``VIHF_INDIRECTE_RENFORCEE_signe.xml``) is signed with an ORG
-authentication certificate and would be refused by this rule.
+(``clientAuth``/``serverAuth``). Anything else is ``NOT_SIGNATURE_CERTIFICATE``.
+
+Sources for indirect authentication (structure certificate), AIR included:
+
+- DMP integration guide SEL-MP-037, requirement EX_GEN-1450 (as quoted in the DevBox-Santé
+  homologation tracker, bitbucket.org/devbox-sante/homologation issue 29): the structure
+  acquires two IGC-Santé "personne morale" software certificates, an authentication
+  certificate (gamme élémentaire ``ORG_AUTH_CLI``) "pour établir la liaison TLS avec
+  authentification mutuelle" and a "certificat de cachet" (``ORG_SIGN``) "pour réaliser la
+  signature électronique du jeton VIHF";
+- CNDA test 2.1-160 (same tracker, issue 68): ``ORG_AUTH_CLI`` for authentication, ``ORG_SIGN``
+  for the signature, "mode nominal cible pour un LPS à partir de Mars 2017"; the AIR
+  requirement EX_AIR-080 (issue 197) names the ``ORG_AUTH_CLI`` certificate for the TLS link;
+- DMP LPS sample code v2.06.01 (``Dmp.cs``, ``UseAIR = true``): the VIHF is signed with the
+  ``...-ORG-SIGN-....p12`` certificate (``CertificateHelper.SignatureCertificate``, also the VIHF
+  Issuer), the ``...-ORG-AUTH_CLI-....p12`` one only opens TLS;
+- the kit's ``VIHF_INDIRECTE_signe.xml`` is signed by an ``ORG_SIGN`` certificate
+  (``digitalSignature`` + ``nonRepudiation``, EKU ``emailProtection``), which this rule accepts.
+
+The 2019 AIR example ``VIHF_INDIRECTE_RENFORCEE_signe.xml`` ("Certificat Wizard DMP 2019-R2")
+is signed with an ``ORG_AUTH_CLI`` certificate (``digitalSignature`` only, EKU ``clientAuth``):
+it contradicts EX_GEN-1450 and the later sample code, so it stays refused.
 """
 
 from __future__ import annotations
@@ -569,7 +589,11 @@ def _check_signature_shape(signature: etree._Element, assertion_id: str, allow_s
 
 
 def is_signature_certificate(certificate: x509.Certificate) -> bool:
-    """Apply the signing-certificate rule of this module's docstring."""
+    """Apply the signing-certificate rule of this module's docstring.
+
+    A CPS signature certificate or a structure's ``ORG_SIGN`` "cachet" passes; an
+    authentication certificate (CPS or ``ORG_AUTH_CLI``, SEL-MP-037 EX_GEN-1450) does not.
+    """
     try:
         usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:

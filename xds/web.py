@@ -8,7 +8,11 @@ Paths (POST = SOAP, GET ``?wsdl`` = the WSDL naming this very URL):
 - ``/xds/habilitations`` and ``/si-dmp-server/v2/services/Habilitations``: TD0.3, TD1.6;
 - ``/xds/patients`` and ``/si-dmp-server/v2/services/PatientsSpecific``: TD0.4;
 - ``/xds/gdp`` and ``/si-dmp-server/v2/services/GDP_Service``: TD0.2;
-- ``/si-dmp-server/v2/services/`` (the address the DMP's non-XDS WSDLs give): TD0.2-TD1.6.
+- ``/xds/pdq`` and ``/si-dmp-server/v2/services/PDQSupplier_Service``: TD0.5;
+- ``/si-dmp-server/v2/services/`` (the address the DMP's non-XDS WSDLs give): TD0.2-TD1.6, TD0.5.
+
+The registry WSDLs describe exactly ITI-42, ITI-18, ITI-57 and ITI-62; the DMP-path one carries
+the DMP's ITI-57 response Action (``UpdateDocumentSet-Response``).
 
 The schemas the WSDLs import are served under ``/xds/wsdl/schema/``.
 """
@@ -22,6 +26,7 @@ from flask import Flask, Response, current_app, request
 
 from xds.endpoint import handle_soap
 from xds.transactions.base import GDP, HABILITATIONS, PATIENTS, REGISTRY, REPOSITORY
+from xds.transactions.td05_patient_search import PDQ
 
 DMP = "/si-dmp-server/v2/services"
 
@@ -32,6 +37,7 @@ ENDPOINTS: dict[str, tuple[frozenset[str], str, bool]] = {
     "/xds/habilitations": (frozenset({HABILITATIONS}), "Habilitations.wsdl", False),
     "/xds/patients": (frozenset({PATIENTS}), "PatientsSpecific.wsdl", False),
     "/xds/gdp": (frozenset({GDP}), "GestionDossierPatientPartage.wsdl", False),
+    "/xds/pdq": (frozenset({PDQ}), "PDQSupplier.wsdl", False),
     f"{DMP}/DocumentRepository_Service": (
         frozenset({REPOSITORY}),
         "XDS.b_DocumentRepository.wsdl",
@@ -39,13 +45,14 @@ ENDPOINTS: dict[str, tuple[frozenset[str], str, bool]] = {
     ),
     f"{DMP}/DocumentRegistry_Service": (
         frozenset({REGISTRY}),
-        "XDS.b_DocumentRegistry.wsdl",
+        "DMP_XDS.b_DocumentRegistry.wsdl",
         True,
     ),
     f"{DMP}/Habilitations": (frozenset({HABILITATIONS}), "Habilitations.wsdl", True),
     f"{DMP}/PatientsSpecific": (frozenset({PATIENTS}), "PatientsSpecific.wsdl", True),
     f"{DMP}/GDP_Service": (frozenset({GDP}), "GestionDossierPatientPartage.wsdl", True),
-    f"{DMP}/": (frozenset({HABILITATIONS, PATIENTS, GDP}), "Habilitations.wsdl", True),
+    f"{DMP}/PDQSupplier_Service": (frozenset({PDQ}), "PDQSupplier.wsdl", True),
+    f"{DMP}/": (frozenset({HABILITATIONS, PATIENTS, GDP, PDQ}), "Habilitations.wsdl", True),
 }
 SCHEMAS = {
     "ebRS/rim.xsd",

@@ -32,6 +32,7 @@ from conformance.xds.nist.metadata import prepare_submission
 from conformance.xds.nist.rawmtom import resign_root_part
 from conformance.xds.schema import validate
 from conformance.xds.soap import SoapReply, XdsClient, put_assertion, read_reply
+from habilitation.model import AccessMode
 from xds import ns
 from xds.xml import parse_xml
 
@@ -68,6 +69,7 @@ def _pair(code: str, stem: str, service: str, title: str, spec: str) -> Exchange
 
 
 _GDP, _HAB, _PAT = "GDP_Service", "Habilitations", "PatientsSpecific"
+_PDQ = "PDQSupplier_Service"  # DMP kit PDQSupplier.wsdl
 _REG, _REP = "DocumentRegistry_Service", "DocumentRepository_Service"
 #: In an order that works on a fresh space: authorize, feed, find, read, archive, delete, close.
 EXCHANGES: Final = (
@@ -97,7 +99,7 @@ EXCHANGES: Final = (
     _pair("TD3.2", "TD3.2_Consultation_dun_document", _REP, "Retrieve (ITI-43)", "IHE ITI-43"),
     _pair("TD3.3d", "TD3.3d_Archiver_un_document", _REG, "Archive (ITI-57)", "IHE ITI-57"),
     _pair("TD3.3c", "TD3.3c_Supprimer_un_document", _REG, "Delete (ITI-57)", "IHE ITI-57"),
-    _pair("TD0.5", "TD0.5_Recherche_dun_patient_sans_INS", _GDP, "PDQ without INS", "HL7v3"),
+    _pair("TD0.5", "TD0.5_Recherche_dun_patient_sans_INS", _PDQ, "PDQ without INS", "HL7v3"),
     _pair("TD1.4", "TD1.4_Fermer", _GDP, "Close the DMP (PRPA_IN201314)", "HL7v3"),
 )
 _RETIRED: Final = (
@@ -153,8 +155,19 @@ def _content_type(envelope: etree._Element, action: str) -> tuple[str, dict[str,
     return f'application/soap+xml; charset=UTF-8; action="{action}"', {}
 
 
-def _resign(client: XdsClient, envelope: etree._Element, ins: str, oid: str) -> bytes:
-    return put_assertion(envelope, client.assertion(ins, oid))
+#: Exchanges PDT-INF-526 v1.8 allows in régulation (centre 15) access only, while the 2019
+#: example's VIHF says ``normal``: the kit sends them in régulation mode and says so.
+REGULATION_ONLY: Final = frozenset({"TD0.5"})
+
+
+def _resign(
+    client: XdsClient,
+    envelope: etree._Element,
+    ins: str,
+    oid: str,
+    access_mode: AccessMode = AccessMode.NORMAL,
+) -> bytes:
+    return put_assertion(envelope, client.assertion(ins, oid, access_mode))
 
 
 def _adapt(exchange: Exchange, envelope: etree._Element, state: ReplayState) -> None:
@@ -208,7 +221,9 @@ def _status_text(body: etree._Element) -> str:
         if isinstance(element.tag, str) and etree.QName(element).localname == "status":
             return (element.text or "").strip()
     for element in body.iter(f"{{{HL7}}}acknowledgement"):
-        return str(element.get("typeCode", ""))
+        # an attribute in the GDP answers (TD0.2), a CS element in the PDQ one (TD0.5)
+        child = element.find(f"{{{HL7}}}typeCode")
+        return str(element.get("typeCode") or (child.get("code", "") if child is not None else ""))
     return ""
 
 
@@ -304,7 +319,14 @@ def replay_one(
         _adapt(exchange, envelope, state)
         action = _action(envelope)
         content_type, headers = _content_type(envelope, action)
-        payload = _resign(client, envelope, ins, oid)
+        access = AccessMode.NORMAL
+        if exchange.code in REGULATION_ONLY:
+            access = AccessMode.REGULATION
+            case.reasons.append(
+                f"adapted: PDT-INF-526 v1.8 allows {exchange.code} in régulation (centre 15) "
+                "access only; the 2019 example's VIHF says normal, the kit sends centre_15"
+            )
+        payload = _resign(client, envelope, ins, oid, access)
         response = context.transport.send(
             case,
             f"{exchange.code} request (re-signed)",

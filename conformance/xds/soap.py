@@ -18,6 +18,7 @@ from lxml import etree
 
 from conformance.model import CaseResult
 from conformance.transport import Transport
+from habilitation.model import AccessMode
 from mes.pki import TestPki
 from xds import ns
 from xds.mtom import MtomError, build_mtom_request, parse_mtom, resolve_xop_includes
@@ -113,8 +114,13 @@ class XdsClient:
         self._cert = pki.signing_cert.read_bytes()
         self._key = pki.signing_key.read_bytes()
 
-    def assertion(self, patient_ins: str | None, patient_oid: str) -> etree._Element:
-        """A freshly signed VIHF for ``patient_ins``."""
+    def assertion(
+        self,
+        patient_ins: str | None,
+        patient_oid: str,
+        access_mode: AccessMode = AccessMode.NORMAL,
+    ) -> etree._Element:
+        """A freshly signed VIHF for ``patient_ins`` (in ``access_mode``, TRE_R248)."""
         me = self.professional
         unsigned = build_vihf(
             professional_id=me.professional_id,
@@ -128,6 +134,7 @@ class XdsClient:
             patient_ins_oid=patient_oid,
             lifetime=timedelta(minutes=10),
             software_name="MES conformance kit",
+            access_mode=access_mode,
         )
         return sign_vihf(unsigned, self._key, self._cert)
 

@@ -8,20 +8,25 @@
   (PDT-INF-526 note (1));
 - TD0.4 patientList (PatientsSpecific.wsdl): the DMPs the caller is authorized on;
 - TD1.6 listAuthorizationByPatient: the authorized (ACTIVE) and blocked (INTERDITE)
-  professionals of a DMP.
+  professionals of a DMP;
+- TD0.5 patient search without INS (IHE PDQv3 ITI-47 shape, ``PRPA_IN201305UV02``): the
+  active DMPs whose identity traits match, capped (:func:`search_patients`). PDT-INF-526 v1.8
+  allows it in régulation (centre 15) access only; the PDP decides that, once per search.
 
 The wire formats stay in ``xds/transactions/dmp_authorizations.py``.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from espace.admin import link_professional, unlink_professional
-from espace.errors import InvalidInput
+from espace.errors import DomainError, InvalidInput
 from espace.models import (
     DocumentEntryRow,
     PatientSpace,
@@ -283,3 +288,162 @@ def list_authorized_spaces(
 
 def _naive(moment: datetime) -> datetime:
     return moment.replace(tzinfo=None)
+
+
+# ----------------------------------------------------------------------------- TD0.5
+DEFAULT_SEARCH_MAX_RESULTS = 10
+"""Our cap on TD0.5 results when the deployment sets none (the DMP's figure is not public)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PatientSearchCriteria:
+    """TD0.5 identity traits (the ITI-47 query parameters, IHE ITI TF-2b 3.47.4.1.2.1).
+
+    ``birth_from``/``birth_until`` bound the birth date (a ``YYYY``, ``YYYYMM`` or
+    ``YYYYMMDD`` birthTime is a range; ``birth_until`` is exclusive). ``postal_code`` is
+    accepted but not matched: spaces hold no address (see :func:`search_patients`).
+    """
+
+    family_name: str = ""
+    given_name: str = ""
+    birth_from: date | None = None
+    birth_until: date | None = None
+    sex: str = ""  # M | F | U; empty: any
+    ins: str = ""  # livingSubjectId in an INS domain, if the LPS sends one
+    postal_code: str = ""
+
+    def used(self) -> list[str]:
+        """The names of the criteria given (for the trace: never their values)."""
+        names = {
+            "family_name": self.family_name,
+            "given_name": self.given_name,
+            "birth_date": self.birth_from,
+            "sex": self.sex,
+            "ins": self.ins,
+            "postal_code": self.postal_code,
+        }
+        return [name for name, value in names.items() if value]
+
+
+@dataclass(slots=True)
+class PatientCandidate:
+    """TD0.5: one active DMP matching the traits (``PRPA_IN201306UV02`` subject)."""
+
+    ins: str
+    ins_oid: str
+    family_name: str
+    given_names: str
+    birth_date: date | None
+    sex: str
+    emergency_access_opposed: bool  # OPPOSITION_ACCES_URGENCE (centre 15 access disabled)
+
+
+class TooManyMatches(DomainError):
+    """More DMPs match than the cap: the caller must refine the traits."""
+
+    code = "too_many_matches"
+
+
+def normalize_name(value: str) -> str:
+    """Upper case without diacritics, single spaces: the form INS traits are written in."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(stripped.upper().split())
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _name_equals(column: InstrumentedAttribute[str], value: str) -> ColumnElement[bool]:
+    forms = {normalize_name(value), " ".join(value.upper().split())}
+    return or_(*(func.upper(column) == form for form in forms))
+
+
+def _has_given_name(column: InstrumentedAttribute[str], value: str) -> ColumnElement[bool]:
+    """``value`` is the whole given-names field or one of its space-separated names."""
+    clauses: list[ColumnElement[bool]] = []
+    for form in {normalize_name(value), " ".join(value.upper().split())}:
+        escaped = _escape_like(form)
+        upper = func.upper(column)
+        clauses += [
+            upper == form,
+            upper.like(f"{escaped} %", escape="\\"),
+            upper.like(f"% {escaped}", escape="\\"),
+            upper.like(f"% {escaped} %", escape="\\"),
+        ]
+    return or_(*clauses)
+
+
+def search_patients(
+    op: Operation,
+    criteria: PatientSearchCriteria,
+    *,
+    max_results: int = DEFAULT_SEARCH_MAX_RESULTS,
+) -> list[PatientCandidate]:
+    """TD0.5: the active DMPs matching ``criteria``, at most ``max_results`` of them.
+
+    Only ACTIVE spaces are searched (a PENDING, OPPOSED, CLOSED or DELETED space is not a
+    DMP anyone may find), and never one whose patient blocked the caller. Names match
+    exactly, case- and accent-insensitively (INS traits are upper case without accents); a
+    given name matches one of the given names. More matches than ``max_results`` raise
+    :class:`TooManyMatches` instead of returning a truncated list, so no one pages through
+    the population. A search with no trait at all is refused.
+    """
+    if not (criteria.family_name or criteria.given_name or criteria.birth_from or criteria.ins):
+        raise InvalidInput(
+            "a patient search needs a name, a birth date or an identifier",
+            code="no_search_criteria",
+        )
+    actor = op.actor
+    blocked = select(SpaceProfessionalLink.space_id).where(
+        SpaceProfessionalLink.professional_id == actor.id,
+        SpaceProfessionalLink.kind == "blocked",
+    )
+    conditions: list[ColumnElement[bool]] = [
+        PatientSpace.status == "active",
+        PatientSpace.id.not_in(blocked),
+    ]
+    if criteria.family_name:
+        conditions.append(_name_equals(PatientSpace.family_name, criteria.family_name))
+    if criteria.given_name:
+        conditions.append(_has_given_name(PatientSpace.given_names, criteria.given_name))
+    if criteria.birth_from is not None:
+        until = criteria.birth_until or criteria.birth_from + timedelta(days=1)
+        conditions.append(
+            and_(PatientSpace.birth_date >= criteria.birth_from, PatientSpace.birth_date < until)
+        )
+    if criteria.sex:
+        conditions.append(PatientSpace.sex == criteria.sex)
+    if criteria.ins:
+        conditions.append(PatientSpace.ins == criteria.ins)
+    rows = (
+        op.session.execute(
+            select(PatientSpace)
+            .where(*conditions)
+            .order_by(PatientSpace.family_name, PatientSpace.given_names, PatientSpace.ins)
+            .limit(max_results + 1)
+        )
+        .scalars()
+        .all()
+    )
+    op.detail["criteria"] = criteria.used()
+    if len(rows) > max_results:
+        op.detail["count"] = f">{max_results}"
+        raise TooManyMatches(
+            f"more than {max_results} patients match: refine the search "
+            "(given name, birth date, sex)",
+        )
+    op.detail["count"] = len(rows)
+    return [
+        PatientCandidate(
+            ins=space.ins,
+            ins_oid=space.ins_oid,
+            family_name=space.family_name,
+            given_names=space.given_names,
+            birth_date=space.birth_date,
+            sex=space.sex,
+            emergency_access_opposed=not space.regulation_allowed,
+        )
+        for space in rows
+    ]

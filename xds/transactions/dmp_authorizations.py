@@ -5,7 +5,9 @@
   ``AUTORISATION`` and ``STATUT_MT`` attention lines (kit message TD0.2);
 - TD0.3 ``setAuthorization`` (action AJOUT / SUPPRESSION, role MEDECIN_TRAITANT);
 - TD1.6 ``listAuthorizationByPatient`` (mode ACTIVE / INTERDITE / TOUTE);
-- TD0.4 ``patientList`` (startDate, dateType LASTAUTORIZATION / LASTDOC).
+- TD0.4 ``patientList`` (startDate, dateType LASTAUTORIZATION / LASTDOC);
+- TD0.5 patient search without INS (HL7v3 ``PRPA_IN201305UV02``), in its own module
+  :mod:`xds.transactions.td05_patient_search`, listed here with the other DMP services.
 
 Errors are SOAP 1.2 faults (these services have no RegistryResponse). Values of the TD0.2
 ``AUTORISATION`` line other than VALIDE (NON_EXISTANTE, INTERDITE) and the status strings
@@ -46,6 +48,7 @@ from xds.transactions.base import (
     Response,
     Transaction,
 )
+from xds.transactions.td05_patient_search import TRANSACTION as TD0_5
 
 HAB = "urn:si-dmp-habilitations"
 PAT = "urn:si-dmp-patients"
@@ -349,4 +352,4 @@ TD0_4 = Transaction(
     requires_space=False,
 )
 
-TRANSACTIONS = (TD0_2, TD0_3, TD1_6, TD0_4)
+TRANSACTIONS = (TD0_2, TD0_3, TD1_6, TD0_4, TD0_5)
