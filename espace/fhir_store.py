@@ -441,6 +441,21 @@ def create(
     return row
 
 
+def lock_row(session: Session, resource_type: str, resource_id: str) -> FhirResourceRow | None:
+    """The current row, locked for the rest of the transaction (``SELECT ... FOR UPDATE``).
+
+    Writers read the version they check ``If-Match`` against under this lock, so concurrent
+    writers of one resource queue and each sees the version its predecessor committed: a
+    stale ``If-Match`` is a 412, never a unique-constraint 409 (FHIR R4 http.html#concurrency,
+    RFC 9110 §13.1.1). PostgreSQL waits on the row lock and re-reads the committed row; SQLite
+    ignores ``FOR UPDATE`` (its transactions take the database write lock at ``BEGIN``).
+    """
+    return session.get(
+        FhirResourceRow, (resource_type, resource_id), with_for_update=True,
+        populate_existing=True,
+    )
+
+
 def get_row(
     session: Session, space_id: str, resource_type: str, resource_id: str, bricks: Iterable[str]
 ) -> FhirResourceRow:
@@ -670,6 +685,45 @@ def includes(
             ).scalars()
         )
     return found
+
+
+def revincludes(
+    session: Session,
+    space_id: str,
+    bricks: frozenset[str],
+    source_type: str,
+    *,
+    param: str | None,
+    targets: Sequence[str] | None,
+    limit: int,
+) -> list[FhirResourceRow]:
+    """Current ``source_type`` resources of the space, in readable bricks, whose reference
+    parameter ``param`` points at one of ``targets`` (``Type/id``, relative or absolute), at
+    most ``limit`` (FHIR R4 search.html#revinclude). ``targets=None`` takes every resource of
+    the type: the Patient compartment, since everything stored in a space concerns its
+    patient. One query; the space and brick filters are in SQL like every other read."""
+    row = FhirResourceRow
+    where: list[ColumnElement[bool]] = [
+        row.space_id == space_id,
+        row.resource_type == source_type,
+        row.deleted.is_(False),
+        row.brick.in_(sorted(bricks)) if bricks else false(),
+    ]
+    if targets is not None:
+        if not targets or param is None:
+            return []
+        idx = FhirSearchIndex
+        refs = sorted(set(targets))
+        where.append(exists(select(idx.pk).where(
+            idx.space_id == space_id,
+            idx.resource_type == source_type,
+            idx.resource_id == row.id,
+            idx.param == param,
+            or_(idx.code.in_(refs), *(idx.code.like(f"%/{ref}") for ref in refs)),
+        )))
+    return list(session.execute(
+        select(row).where(*where).order_by(row.last_updated.desc(), row.id.asc()).limit(limit)
+    ).scalars())
 
 
 def history(

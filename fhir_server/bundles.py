@@ -9,6 +9,8 @@ batch runs each entry in a savepoint and reports each entry's own outcome.
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -21,6 +23,7 @@ from fhir_server.errors import FhirError, to_fhir_error
 from fhir_server.models import ResourceInvalid, is_resource_type
 from fhir_server.repository import FhirRepository, Outcome
 from fhir_server.routing import SERVED_TYPES
+from fhir_server.text import unstorable
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _REASONS = {200: "OK", 201: "Created", 204: "No Content"}
@@ -233,6 +236,28 @@ def _written(outcome: Outcome, base: str) -> dict[str, Any]:
     return entry
 
 
+def patch_document(entry: Entry) -> Any:
+    """The JSON Patch of a PATCH entry: a ``Binary`` whose ``contentType`` is
+    ``application/json-patch+json`` and whose ``data`` is the base64 patch (http.html#trules,
+    "the body of a PATCH entry is a Binary"); FHIRPath Patch (``Parameters``) is refused."""
+    resource = entry.resource or {}
+    if resource.get("resourceType") != "Binary" or \
+            resource.get("contentType") != "application/json-patch+json":
+        raise FhirError(415, "not-supported",
+                        f"entry {entry.index}: a PATCH entry carries a Binary of "
+                        "application/json-patch+json (FHIRPath Patch is not supported)",
+                        code="unsupported_patch")
+    try:
+        patch = json.loads(base64.b64decode(str(resource.get("data", "")), validate=True))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FhirError(400, "invalid", f"entry {entry.index}: the Binary does not hold a JSON "
+                        "Patch document", code="bad_patch") from exc
+    if unstorable(patch):
+        raise FhirError(400, "invalid", "NUL characters and lone surrogates are refused",
+                        code="nul_character")
+    return patch
+
+
 def _run(repo: FhirRepository, entry: Entry, path: str) -> dict[str, Any]:
     if entry.method == "POST":
         if entry.resource_id is not None:
@@ -249,12 +274,19 @@ def _run(repo: FhirRepository, entry: Entry, path: str) -> dict[str, Any]:
                                     if_match=entry.if_match), repo.base)
     if entry.method == "DELETE":
         if entry.resource_id is None:
-            raise FhirError(405, "not-supported", "conditional delete is not supported",
-                            code="no_conditional_delete")
-        outcome = repo.delete(entry.resource_type, entry.resource_id)
+            outcome = repo.conditional_delete(entry.resource_type,
+                                              parse_qsl(entry.query, keep_blank_values=True))
+        else:
+            outcome = repo.delete(entry.resource_type, entry.resource_id)
         return {"response": {"status": _status(outcome.status)}}
     if entry.method == "PATCH":
-        raise FhirError(405, "not-supported", "PATCH is not supported", code="no_patch")
+        patch = patch_document(entry)
+        if entry.resource_id is None:
+            return _written(repo.conditional_patch(
+                entry.resource_type, parse_qsl(entry.query, keep_blank_values=True), patch,
+                if_match=entry.if_match), repo.base)
+        return _written(repo.patch(entry.resource_type, entry.resource_id, patch,
+                                   if_match=entry.if_match), repo.base)
     if entry.resource_id is not None:
         resource = repo.read(entry.resource_type, entry.resource_id)
         return {"resource": resource, "response": {"status": "200 OK"}}

@@ -1,7 +1,7 @@
 """The CapabilityStatement (FHIR R4 capabilitystatement.html), built from what the code serves:
 the stored types and their declared search parameters (``espace.fhir_store.SEARCH_PARAMS``),
 the computed types, and the interactions the router accepts. Nothing is declared that does not
-work (a test walks every declared search parameter)."""
+work (a test walks every declared interaction, search parameter, _include and _revinclude)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Any
 from espace.fhir_store import SEARCH_PARAMS
 from fhir_server.documents import DOC_PARAMS
 from fhir_server.routing import STORED_TYPES
+from fhir_server.search import REVINCLUDES
 
 SOFTWARE_VERSION = "0.1.0"
-STORED_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance",
+STORED_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance",
                        "history-type", "create", "search-type")
 _DOC_TYPES = {"status": "token", "type": "token", "category": "token", "creation": "date",
               "date": "date", "period": "date", "security-label": "token", "format": "token",
@@ -64,10 +65,12 @@ def capability_statement(base_url: str, now_text: str) -> dict[str, Any]:
             "updateCreate": False,
             "conditionalCreate": True,
             "conditionalUpdate": True,
-            "conditionalDelete": "not-supported",
+            "conditionalDelete": "single",
             "searchInclude": [f"{rtype}:{n}" for n, s in specs.items() if s.type == "reference"],
             "searchParam": _common({n: s.type for n, s in specs.items()}, True),
         }
+        if rtype in REVINCLUDES:
+            entry["searchRevInclude"] = [f"{s}:{p}" for s, p in REVINCLUDES[rtype]]
         if rtype in PROFILES:
             entry["supportedProfile"] = PROFILES[rtype]
         resources.append(entry)
@@ -84,6 +87,8 @@ def capability_statement(base_url: str, now_text: str) -> dict[str, Any]:
             if rtype in ("Patient", "AuditEvent"):
                 entry["searchParam"] = [_param("_id", "token")] + [
                     _param(n, t) for n, t in ptypes.items()]
+        if rtype in REVINCLUDES:
+            entry["searchRevInclude"] = [f"{s}:{p}" for s, p in REVINCLUDES[rtype]]
         if rtype in PROFILES:
             entry["supportedProfile"] = PROFILES[rtype]
         resources.append(entry)
@@ -108,7 +113,11 @@ def capability_statement(base_url: str, now_text: str) -> dict[str, Any]:
                 "Measurements per MES API Mesures v1.5.2 (search modes all/last, _count <= 100, "
                 "default 50); profile, agenda, pairings (Consent), trace (AuditEvent, IHE BALP), "
                 "documents (IHE MHD / ANS PDSm: DocumentReference, Binary). Unknown search "
-                "parameters are rejected (400). Sort: date, _lastUpdated, _id."
+                "parameters are rejected (400). Sort: date, _lastUpdated, _id. Patch: JSON "
+                "Patch (RFC 6902, application/json-patch+json), also conditional "
+                "(PATCH [type]?criteria) and in Bundles (a Binary entry); FHIRPath Patch is "
+                "not supported. Conditional delete: no match deletes nothing (204), one match "
+                "is deleted, several are refused (412)."
             ),
             "security": {
                 "cors": False,

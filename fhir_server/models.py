@@ -62,6 +62,8 @@ def validate(resource: Any, expected_type: str | None = None) -> dict[str, Any]:
         raise ResourceInvalid(text or "invalid resource", where) from exc
     except (TypeError, ValueError) as exc:  # model-level validators raise ValueError
         raise ResourceInvalid(str(exc)) from exc
+    except LookupError as exc:  # a nested resource of an unknown type ("contained", Bundle)
+        raise ResourceInvalid(f"unknown resource type in the resource: {exc}") from exc
     return resource
 
 

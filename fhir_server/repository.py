@@ -23,7 +23,7 @@ from espace.notifications import notify
 from espace.service import Operation
 from espace.spaces import INS_OID_NIR
 from espace.trace import Target
-from fhir_server import models, pairing, virtual
+from fhir_server import jsonpatch, models, pairing, virtual
 from fhir_server.errors import FhirError
 from fhir_server.routing import (
     BRICK_ACTIONS,
@@ -36,7 +36,7 @@ from fhir_server.routing import (
     WRITE,
     brick_of,
 )
-from fhir_server.search import ParsedSearch, parse, searchset
+from fhir_server.search import MAX_REVINCLUDE, ParsedSearch, parse, searchset
 from habilitation.model import AccessRequest, Action, ActorKind
 
 # The reference to the patient, per type (R4 compartment "Patient").
@@ -235,11 +235,46 @@ class FhirRepository:
                     self.session, self.space.id, self.readable, rows, itype, param
                 )
             )
+        revincluded, warnings = self.revincluded(
+            rtype, [r.id for r in rows], parsed.revincludes)
         return searchset(
             base=self.base, path=path, raw=parsed.used, total=total, offset=parsed.offset,
             count=parsed.count, matches=[store.resource_of(r) for r in rows],
-            included=included, now=self.op.now,
+            included=included + revincluded, now=self.op.now, warnings=warnings,
         )
+
+    def revincluded(
+        self, target_type: str, target_ids: Sequence[str],
+        revincludes: Sequence[tuple[str, str]],
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The resources ``_revinclude`` adds to a page (search.html#revinclude), and a warning
+        when there are more than ``MAX_REVINCLUDE``. Same isolation as ``_include``: this
+        space only, readable bricks only, pushed into SQL; nothing when nothing matched."""
+        found: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        warnings: list[str] = []
+        if not target_ids:
+            return found, warnings
+        for source, param in revincludes:
+            room = MAX_REVINCLUDE - len(found)
+            rows = store.revincludes(
+                self.session, self.space.id, self.readable, source,
+                param=param,
+                targets=None if target_type == "Patient" else [
+                    f"{target_type}/{rid}" for rid in target_ids],
+                limit=room + 1,
+            )
+            if len(rows) > room:
+                rows = rows[:room]
+                warnings.append(f"_revinclude={source}:{param}: only the first "
+                                f"{MAX_REVINCLUDE} resources are included")
+            for row in rows:
+                if (row.resource_type, row.id) not in seen:
+                    seen.add((row.resource_type, row.id))
+                    found.append(store.resource_of(row))
+            if len(found) >= MAX_REVINCLUDE:
+                break
+        return found, warnings
 
     def history(
         self, rtype: str | None, rid: str | None, params: Sequence[tuple[str, str]], path: str
@@ -276,8 +311,9 @@ class FhirRepository:
             bundle["entry"] = entries
         return bundle
 
-    def _row_any(self, rtype: str, rid: str) -> store.FhirResourceRow:
-        row = self.session.get(store.FhirResourceRow, (rtype, rid))
+    def _row_any(self, rtype: str, rid: str, *, lock: bool = False) -> store.FhirResourceRow:
+        row = (store.lock_row(self.session, rtype, rid) if lock
+               else self.session.get(store.FhirResourceRow, (rtype, rid)))
         if row is None or row.space_id != self.space.id:
             raise NotFound(f"{rtype}/{rid} is not known")
         return row
@@ -417,7 +453,7 @@ class FhirRepository:
             raise FhirError(400, "invalid", "the resource id must match the URL id",
                             code="id_mismatch")
         resource, brick = self._prepare(rtype, body)
-        row = self.session.get(store.FhirResourceRow, (rtype, rid))
+        row = store.lock_row(self.session, rtype, rid)
         if row is None or row.space_id != self.space.id:
             self.require(brick, WRITE)
             raise FhirError(405, "not-supported",
@@ -458,12 +494,102 @@ class FhirRepository:
         return self.update(rtype, existing.id, {**body, "id": existing.id}
                            if isinstance(body, dict) else body, if_match=if_match)
 
+    def patch(self, rtype: str, rid: str, patch: Any, *, if_match: str | None) -> Outcome:
+        """``PATCH [type]/[id]`` with a JSON Patch (http.html#patch, RFC 6902): the current
+        version is read under the row lock, patched, and written as an update (same
+        validation, same ``If-Match`` and ownership rules). Patching reads the resource
+        (``test`` operations, the returned representation), so the caller needs read and
+        write on its brick."""
+        if rtype not in STORED_TYPES:
+            raise FhirError(405, "not-supported", f"{rtype} cannot be patched here",
+                            code="read_only_type")
+        self.target(rtype, rid)
+        row = self._row_any(rtype, rid, lock=True)
+        self.require(row.brick, READ)
+        self.require(row.brick, WRITE)
+        if row.deleted:
+            raise store.Gone(f"{rtype}/{rid} was deleted")
+        self._check_owner(row, editing=True)
+        version = parse_etag(if_match)
+        if version is not None and version != row.version_id:
+            raise store.VersionConflict(
+                f"version {version} is stale, current is {row.version_id}",
+                code="version_conflict")
+        current = store.resource_of(row)
+        try:
+            patched = jsonpatch.apply(current, patch)
+        except jsonpatch.PatchError as exc:
+            invalid = isinstance(exc, jsonpatch.PatchInvalid)
+            where = "" if exc.index is None else f"patch operation {exc.index}: "
+            raise FhirError(
+                400 if invalid else 422, "invalid" if invalid else "processing",
+                f"{where}{exc.message}", code="bad_patch" if invalid else "patch_failed",
+            ) from exc
+        if not isinstance(patched, dict) or patched.get("resourceType") != rtype or \
+                patched.get("id") != rid:
+            raise FhirError(422, "processing", "a patch may not change resourceType or id",
+                            code="patch_identity")
+        self.op.detail["patch_operations"] = len(patch)
+        return self.update(rtype, rid, patched, if_match=if_match)
+
+    def conditional_rows(self, rtype: str, params: Sequence[tuple[str, str]],
+                         what: str) -> list[store.FhirResourceRow]:
+        """At most two current matches of ``[type]?criteria`` among the resources the caller
+        may read (conditional delete and patch: a search, then an action)."""
+        if rtype not in STORED_TYPES:
+            raise FhirError(405, "not-supported", f"{rtype} cannot be changed here",
+                            code="read_only_type")
+        criteria = [(k, v) for k, v in params if k not in ("_format", "_pretty")]
+        if not criteria:
+            raise FhirError(400, "invalid", f"{what} needs search criteria",
+                            code="bad_conditional")
+        parsed = parse(rtype, criteria)
+        if parsed.includes or parsed.revincludes or parsed.sort or parsed.summary_count:
+            raise FhirError(400, "invalid", f"{what} takes search criteria only",
+                            code="bad_conditional")
+        self.op.detail["query"] = "&".join(f"{k}={v}" for k, v in criteria)[:1000]
+        bricks = self.readable if self.patient_filter_ok(parsed) else frozenset()
+        _, rows = store.search(
+            self.session, store.SearchQuery(rtype, self.space.id, bricks, parsed.criteria,
+                                            count=2),
+        )
+        return rows
+
+    def conditional_delete(self, rtype: str, params: Sequence[tuple[str, str]]) -> Outcome:
+        """``DELETE [type]?criteria`` (http.html#cdelete, "single" support): no match deletes
+        nothing (204), one match is an ordinary delete, several: 412."""
+        self.target(rtype)
+        rows = self.conditional_rows(rtype, params, "conditional delete")
+        if len(rows) > 1:
+            raise FhirError(412, "multiple-matches",
+                            "conditional delete matches several resources",
+                            code="conditional_multiple")
+        if not rows:
+            self.op.detail["matches"] = 0
+            return Outcome(204, None, rtype, "")
+        return self.delete(rtype, rows[0].id)
+
+    def conditional_patch(self, rtype: str, params: Sequence[tuple[str, str]], patch: Any,
+                          *, if_match: str | None) -> Outcome:
+        """``PATCH [type]?criteria`` (http.html#patch): one match is patched, none is a 404,
+        several a 412 (the rules of conditional update, without update-as-create)."""
+        self.target(rtype)
+        rows = self.conditional_rows(rtype, params, "conditional patch")
+        if len(rows) > 1:
+            raise FhirError(412, "multiple-matches",
+                            "conditional patch matches several resources",
+                            code="conditional_multiple")
+        if not rows:
+            raise FhirError(404, "not-found", "conditional patch matches no resource",
+                            code="conditional_none")
+        return self.patch(rtype, rows[0].id, patch, if_match=if_match)
+
     def delete(self, rtype: str, rid: str) -> Outcome:
         if rtype not in STORED_TYPES:
             raise FhirError(405, "not-supported", f"{rtype} cannot be deleted here",
                             code="read_only_type")
         self.target(rtype, rid)
-        row = self._row_any(rtype, rid)
+        row = self._row_any(rtype, rid, lock=True)
         self.require(row.brick, WRITE)
         if row.deleted:
             return Outcome(204, None, rtype, rid, row.version_id)

@@ -56,7 +56,7 @@ VIRTUAL_TYPES: dict[str, str] = {
     "Binary": DOCUMENTS,
 }
 SERVED_TYPES = {**STORED_TYPES, **VIRTUAL_TYPES}
-WRITE_INTERACTIONS = frozenset({"create", "update", "delete"})
+WRITE_INTERACTIONS = frozenset({"create", "update", "patch", "delete"})
 PAIRING_CATEGORY = "app-pairing"
 PAIRING_CATEGORY_SYSTEM = "https://monespacesante.fr/fhir/CodeSystem/consent-category"
 

@@ -22,7 +22,8 @@ from espace.fhir_store import SEARCH_PARAMS, Criterion, date_clause, date_range
 from fhir_server.errors import FhirError
 
 RESULT_PARAMS = frozenset(
-    {"_count", "_offset", "_sort", "_include", "_format", "_summary", "_total", "_pretty"}
+    {"_count", "_offset", "_sort", "_include", "_revinclude", "_format", "_summary", "_total",
+     "_pretty"}
 )
 COMMON_PARAMS = frozenset({"_id", "_lastUpdated"})
 # Result parameters that do not change which resources match: accepted and ignored.
@@ -31,6 +32,49 @@ IGNORED_PARAMS = frozenset(
 )
 PATIENT_PARAMS = frozenset({"patient", "subject"})
 PATIENT_IDENTIFIER_PARAMS = frozenset({"patient.identifier", "subject.identifier"})
+# R4 search parameters of each stored type that reference the Patient (its Patient
+# compartment). Every stored resource of a space concerns that space's patient, so
+# ``Patient?_revinclude=<type>:<param>`` includes the type's resources of the space.
+PATIENT_REFERENCE_PARAMS: dict[str, tuple[str, ...]] = {
+    "Observation": ("subject", "patient"),
+    "Condition": ("subject", "patient"),
+    "MedicationStatement": ("subject", "patient"),
+    "Procedure": ("subject", "patient"),
+    "AllergyIntolerance": ("patient",),
+    "FamilyMemberHistory": ("patient",),
+    "Immunization": ("patient",),
+    "RelatedPerson": ("patient",),
+    "CareTeam": ("subject", "patient"),
+    "Consent": ("patient",),
+    "CommunicationRequest": ("subject", "patient"),
+    "Device": ("patient",),
+    "Appointment": ("patient", "actor"),
+}
+# Targets of the stored reference parameters whose ParamSpec names none (R4 Consent.actor).
+_REFERENCE_TARGETS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("Consent", "actor"): ("CareTeam", "Device", "RelatedPerson"),
+}
+
+
+def _revinclude_table() -> dict[str, tuple[tuple[str, str], ...]]:
+    """For each searched type, the ``(source type, parameter)`` pairs ``_revinclude`` takes
+    (search.html#revinclude): the stored reference parameters, and the patient parameters."""
+    table: dict[str, list[tuple[str, str]]] = {}
+    for source, specs in SEARCH_PARAMS.items():
+        for name, spec in specs.items():
+            if spec.type != "reference":
+                continue
+            targets = (spec.target,) if spec.target else _REFERENCE_TARGETS.get((source, name),
+                                                                                ())
+            for target in targets:
+                table.setdefault(target, []).append((source, name))
+    for source, names in PATIENT_REFERENCE_PARAMS.items():
+        table.setdefault("Patient", []).extend((source, name) for name in names)
+    return {target: tuple(sorted(pairs)) for target, pairs in sorted(table.items())}
+
+
+REVINCLUDES = _revinclude_table()
+MAX_REVINCLUDE = 1000  # resources added by _revinclude to one page
 MAX_COUNT = 100
 DEFAULT_COUNT = 50
 SORTS = frozenset({"date", "_lastUpdated", "_id"})
@@ -51,6 +95,7 @@ class ParsedSearch:
     count: int = DEFAULT_COUNT
     offset: int = 0
     includes: list[tuple[str, str]] = field(default_factory=list)  # (type, param)
+    revincludes: list[tuple[str, str]] = field(default_factory=list)  # (source type, param)
     summary_count: bool = False
     patient_refs: list[str] = field(default_factory=list)
     patient_identifiers: list[str] = field(default_factory=list)  # system|INS
@@ -117,6 +162,15 @@ def parse(
             if spec is None or spec.type != "reference":
                 raise bad(f"unsupported _include {value!r}", "unknown_include")
             parsed.includes.append((resource_type, parts[1]))
+        elif name == "_revinclude":
+            if modifier:
+                raise bad(f"unsupported _revinclude modifier :{modifier}", "unknown_revinclude")
+            source, _, param = value.replace(".", ":", 1).partition(":")
+            if (source, param) not in REVINCLUDES.get(resource_type, ()):
+                raise bad(f"unsupported _revinclude {value!r} for {resource_type}",
+                          "unknown_revinclude")
+            if (source, param) not in parsed.revincludes:
+                parsed.revincludes.append((source, param))
         elif name == "_summary":
             if value != "count":
                 raise bad("only _summary=count is supported", "unsupported_summary")
@@ -177,6 +231,7 @@ def searchset(
     included: Sequence[dict[str, Any]] = (),
     now: datetime,
     bundle_type: str = "searchset",
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A paged Bundle (searchset or history) with its navigation links."""
     links = [{"relation": "self", "url": page_url(base, path, raw, offset, count)}]
@@ -202,6 +257,13 @@ def searchset(
             {"fullUrl": full_url(base, resource), "resource": resource,
              "search": {"mode": "include"}}
         )
+    if warnings:  # bundle.html#searchset: an OperationOutcome with search.mode "outcome"
+        entries.append({
+            "resource": {"resourceType": "OperationOutcome", "issue": [
+                {"severity": "warning", "code": "too-costly", "diagnostics": text}
+                for text in warnings]},
+            "search": {"mode": "outcome"},
+        })
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),

@@ -110,6 +110,10 @@ def search(
         )
         found = [patient_resource(repo.space)] if match else []
         page = found[parsed.offset : parsed.offset + parsed.count]
+        if parsed.summary_count:
+            page = []
+        revincluded, warnings = repo.revincluded(
+            "Patient", [str(p["id"]) for p in page], parsed.revincludes)
         return searchset(
             base=repo.base,
             path=path,
@@ -118,7 +122,9 @@ def search(
             offset=parsed.offset,
             count=parsed.count,
             matches=page,
+            included=revincluded,
             now=repo.op.now,
+            warnings=warnings,
         )
     if rtype == "AuditEvent":
         return search_audit(repo, params, path)

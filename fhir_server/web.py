@@ -39,11 +39,13 @@ from fhir_server.routing import (
     brick_hint,
 )
 from fhir_server.search import instant
+from fhir_server.text import storable, unstorable
 from habilitation.model import Actor, ActorKind, Decision
 from mes.tokens import TokenError, actor_from_bearer
 
 FHIR_JSON = "application/fhir+json"
 FHIR_XML = "application/fhir+xml"
+JSON_PATCH = "application/json-patch+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 XML_TYPES = (FHIR_XML, "application/xml", "text/xml", "application/xml+fhir")
 XML_FORMATS = frozenset({"xml", *XML_TYPES})
@@ -122,26 +124,53 @@ def base_url() -> str:
 
 
 # ----------------------------------------------------------------------------- the gate
+def _refuse_unstorable_request() -> None:
+    """A NUL character (or a lone surrogate) in the path, the query, a form-encoded search or
+    a header the face reads is bad input (400), refused before anything is read or stored: no
+    text column can hold it (PostgreSQL rejects NUL, even as a query parameter)."""
+    texts = [request.path, *(t for kv in request.args.items(multi=True) for t in kv)]
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        texts += [t for kv in request.form.items(multi=True) for t in kv]
+    texts += [request.headers.get(h, "") for h in (
+        "If-Match", "If-None-Exist", "Prefer", "User-Agent", "X-Request-ID")]
+    if any(unstorable(t) for t in texts):
+        raise FhirError(400, "invalid", "NUL characters are refused in FHIR URLs and headers",
+                        code="nul_character")
+
+
 def _body() -> Any:
-    if request.method not in ("POST", "PUT"):
+    if request.method not in ("POST", "PUT", "PATCH"):
         return None
     mimetype = request.mimetype or ""
-    if mimetype == "application/x-www-form-urlencoded":
+    if request.method == "PATCH":
+        if mimetype != JSON_PATCH:
+            raise FhirError(415, "not-supported",
+                            f"unsupported PATCH Content-Type {mimetype!r}: use {JSON_PATCH} "
+                            "(RFC 6902); FHIRPath Patch is not supported",
+                            code="unsupported_media_type")
+    elif mimetype == "application/x-www-form-urlencoded":
         return None
-    if mimetype not in JSON_TYPES and mimetype not in XML_TYPES:
+    elif mimetype not in JSON_TYPES and mimetype not in XML_TYPES:
         raise FhirError(415, "not-supported",
                         f"unsupported Content-Type {mimetype!r}: use {FHIR_JSON}",
                         code="unsupported_media_type")
     raw = request.get_data(cache=True)
     if not raw.strip():
+        if request.method == "PATCH":
+            raise FhirError(400, "invalid", "a PATCH needs a JSON Patch document",
+                            code="bad_patch")
         return None
     if mimetype in XML_TYPES:
         return from_xml(raw)
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise FhirError(400, "structure", f"the body is not valid JSON: {exc}",
                         code="bad_json") from exc
+    if unstorable(body):
+        raise FhirError(400, "invalid", "NUL characters and lone surrogates are refused",
+                        code="nul_character")
+    return body
 
 
 def _authenticate() -> Actor:
@@ -163,11 +192,11 @@ def _classify(actor: Actor, endpoint: str, args: dict[str, Any], body: Any) -> R
     interaction = {
         ("root", "POST"): "bundle",
         ("type", "GET"): "search-type", ("type", "POST"): "create",
-        ("type", "PUT"): "update",
+        ("type", "PUT"): "update", ("type", "PATCH"): "patch", ("type", "DELETE"): "delete",
         ("type_search", "POST"): "search-type",
         ("type_history", "GET"): "history-type",
         ("instance", "GET"): "read", ("instance", "PUT"): "update",
-        ("instance", "DELETE"): "delete",
+        ("instance", "PATCH"): "patch", ("instance", "DELETE"): "delete",
         ("instance_history", "GET"): "history-instance",
         ("vread", "GET"): "vread",
     }.get((endpoint, method))
@@ -177,7 +206,8 @@ def _classify(actor: Actor, endpoint: str, args: dict[str, Any], body: Any) -> R
     if interaction is None:
         raise FhirError(405, "not-supported",
                         f"{request.method} is not supported on {request.path}",
-                        code="method_not_allowed", headers={"Allow": "GET, POST, PUT, DELETE"})
+                        code="method_not_allowed",
+                        headers={"Allow": "GET, POST, PUT, PATCH, DELETE"})
     if rtype in VIRTUAL_TYPES and interaction not in ("read", "vread", "search-type"):
         raise FhirError(405, "not-supported", f"{rtype} is read-only here",
                         code="method_not_allowed")
@@ -201,8 +231,8 @@ def _classify(actor: Actor, endpoint: str, args: dict[str, Any], body: Any) -> R
             return Route(str(kind), None, None, None,
                          action_for(DOCUMENTS, "create", actor.kind), DOCUMENTS)
         method, rtype, resource = bundles.first_entry(body)
-        entry_interaction = {"POST": "create", "PUT": "update", "DELETE": "delete"}.get(
-            method, "read")
+        entry_interaction = {"POST": "create", "PUT": "update", "PATCH": "patch",
+                             "DELETE": "delete"}.get(method, "read")
         brick = brick_hint(rtype if rtype in SERVED_TYPES else "Patient", [], resource,
                            actor.kind)
         return Route(str(kind), None, None, None,
@@ -245,6 +275,7 @@ def _gate() -> None:
                         code="no_endpoint")
     actor = _authenticate()
     g.fhir_actor = actor
+    _refuse_unstorable_request()
     body = _body()
     g.fhir_body = body
     g.fhir_route = _classify(actor, endpoint, dict(request.view_args or {}), body)
@@ -258,17 +289,22 @@ def _run(handler: Callable[[FhirRepository], Response]) -> Response:
     patient = actor.on_behalf_of or (actor.id if actor.kind is ActorKind.PATIENT else None)
     if not patient:
         raise FhirError(403, "forbidden", "the token names no patient", code="no_patient")
-    source = Source("fhir", request.remote_addr or "", g.get("request_id", ""),
-                    actor.software or request.headers.get("User-Agent", "")[:200])
     g.fhir_traced = True  # from here on the operation traces success, failure and denial
     with espace.operation(
-        actor, route.action, event_type=route.event_type, source=source, space_ins=patient,
+        actor, route.action, event_type=route.event_type, source=_source(actor),
+        space_ins=patient,
         target=Target(type=route.resource_type or "Bundle", id=route.resource_id or ""),
     ) as op:
         op.detail["interaction"] = route.interaction
         op.detail["brick"] = route.brick
         lenient = "handling=lenient" in request.headers.get("Prefer", "")
         return handler(FhirRepository(op, base_url=base_url(), lenient=lenient))
+
+
+def _source(actor: Actor) -> Source:
+    """Where the request comes from, as the trace stores it (bounded, storable text)."""
+    return Source("fhir", request.remote_addr or "", storable(str(g.get("request_id", "")))[:80],
+                  storable(actor.software or request.headers.get("User-Agent", ""))[:200])
 
 
 def _params() -> list[tuple[str, str]]:
@@ -301,6 +337,13 @@ def type_(rtype: str) -> Response:
         return _run(lambda repo: _written(repo.conditional_update(
             rtype, list(request.args.items(multi=True)), g.fhir_body,
             if_match=request.headers.get("If-Match"))))
+    if g.fhir_route.interaction == "patch":
+        return _run(lambda repo: _written(repo.conditional_patch(
+            rtype, list(request.args.items(multi=True)), g.fhir_body,
+            if_match=request.headers.get("If-Match"))))
+    if g.fhir_route.interaction == "delete":
+        return _run(lambda repo: fhir_json(None, repo.conditional_delete(
+            rtype, list(request.args.items(multi=True))).status))
     return _run(lambda repo: fhir_json(repo.search(rtype, _params(), rtype)))
 
 
@@ -320,6 +363,9 @@ def instance(rtype: str, rid: str) -> Response:
     interaction = g.fhir_route.interaction
     if interaction == "update":
         return _run(lambda repo: _written(repo.update(
+            rtype, rid, g.fhir_body, if_match=request.headers.get("If-Match"))))
+    if interaction == "patch":
+        return _run(lambda repo: _written(repo.patch(
             rtype, rid, g.fhir_body, if_match=request.headers.get("If-Match"))))
     if interaction == "delete":
         return _run(lambda repo: fhir_json(None, repo.delete(rtype, rid).status))
@@ -376,10 +422,9 @@ def _trace_gate_refusal(error: FhirError) -> None:
         space_id = space.id if space is not None else None
     espace.record(TraceEntry(
         actor=actor, action="fhir.gate", event_type="fhir.refused",
-        decision=Decision.deny("fhir_gate", error.diagnostics[:400]), outcome="failure",
-        source=Source("fhir", request.remote_addr or "", g.get("request_id", ""),
-                      actor.software or ""),
-        space_id=space_id, target=Target(type="", id=request.path[:200]), error_code=error.code,
+        decision=Decision.deny("fhir_gate", storable(error.diagnostics)[:400]),
+        outcome="failure", source=_source(actor), space_id=space_id,
+        target=Target(type="", id=storable(request.path)[:200]), error_code=error.code,
     ))
 
 

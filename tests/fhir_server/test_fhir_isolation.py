@@ -1,6 +1,7 @@
 """Property: no caller ever reads another patient's data, over every interaction
-(read, vread, search with _include, history at every level, AuditEvent, Patient, Binary,
-DocumentReference) and every write attempt leaves the other patient's data unchanged."""
+(read, vread, search with _include and _revinclude, history at every level, AuditEvent,
+Patient, Binary, DocumentReference) and every write attempt (update, patch, delete, their
+conditional forms) leaves the other patient's data unchanged."""
 
 from __future__ import annotations
 
@@ -73,12 +74,23 @@ def request_for(kind: str, rtype: str, target: tuple[str, str], world: World) ->
         "binary": ("GET", f"/fhir/Binary/{rid}"),
         "delete": ("DELETE", f"/fhir/{t}/{rid}"),
         "update": ("PUT", f"/fhir/{t}/{rid}"),
+        "patch": ("PATCH", f"/fhir/{t}/{rid}"),
+        "conditional-patch": ("PATCH", f"/fhir/{t}?_id={rid}"),
+        "conditional-delete": ("DELETE", f"/fhir/{t}?_id={rid}"),
+        "revinclude": ("GET", f"/fhir/Patient?_id={own_alice.space_id}"
+                       f"&_revinclude={t}:patient&_revinclude=Observation:subject"),
+        "revinclude-all": ("GET", "/fhir/Patient?_revinclude=Observation:subject"
+                           "&_revinclude=Condition:subject&_revinclude=Appointment:actor"
+                           "&_revinclude=Device:patient&_revinclude=Immunization:patient"),
+        "revinclude-device": ("GET", "/fhir/Device?_revinclude=Observation:device"
+                              "&_revinclude=Consent:actor"),
     }[kind]
 
 
 KINDS = ["read", "vread", "history-instance", "history-type", "search", "include",
          "search-alice-patient", "search-alice-idpe", "patient", "patient-search", "bmi",
-         "binary", "delete", "update"]
+         "binary", "delete", "update", "patch", "conditional-patch", "conditional-delete",
+         "revinclude", "revinclude-all", "revinclude-device"]
 
 
 @pytest.mark.slow
@@ -109,9 +121,14 @@ def test_no_caller_reads_another_patients_data(client: FlaskClient, world: World
         if method == "PUT":
             body = {**before[target], "id": target[1]}
             headers["Content-Type"] = FHIR
+        if method == "PATCH":
+            body = [{"op": "add", "path": "/language", "value": "fr"}]
+            headers["Content-Type"] = "application/json-patch+json"
         response = client.open(url, method=method, json=body, headers=headers)
         text = response.get_data(as_text=True)
-        if response.status_code < 400 and method in ("PUT", "DELETE"):
+        nothing_matched = "?" in url and response.status_code == 204  # conditional delete
+        if response.status_code < 400 and method in ("PUT", "DELETE", "PATCH") and \
+                not nothing_matched:
             raise AssertionError(f"{caller} changed alice's data with {method} {url}")
         for secret in secrets:
             if secret in url or (rtype == "AuditEvent" and secret in echoed):

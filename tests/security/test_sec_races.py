@@ -170,7 +170,6 @@ def test_concurrent_if_match_updates_one_winner_per_version(live_server: str, wo
     current = http.get(f"/fhir/Condition/{rid}", headers=headers).json()
     writers = 12
     winners: list[str] = []
-    all_412: list[bool] = []
     for round_ in range(5):
         version = current["meta"]["versionId"]
         barrier = threading.Barrier(writers)
@@ -197,9 +196,7 @@ def test_concurrent_if_match_updates_one_winner_per_version(live_server: str, wo
             results = list(pool.map(write, range(writers)))
         codes = sorted(code for code, _ in results)
         assert codes[0] == 200 and codes.count(200) == 1, codes
-        losers = {412, 409} if POSTGRES else {412}  # 409 on PostgreSQL: reported below
-        assert set(codes[1:]) <= losers, codes
-        all_412.append(set(codes[1:]) == {412})
+        assert set(codes[1:]) == {412}, codes
         winner = next(text for code, text in results if code == 200)
         winners.append(winner)
         current = http.get(f"/fhir/Condition/{rid}", headers=headers).json()
@@ -210,24 +207,6 @@ def test_concurrent_if_match_updates_one_winner_per_version(live_server: str, wo
     assert all(w in texts for w in winners)  # no acknowledged update lost
     assert history["total"] == 1 + len(winners)
     http.close()
-    LOSER_CODES_ALL_412.append(all(all_412))
-
-
-LOSER_CODES_ALL_412: list[bool] = []
-
-
-@pytest.mark.xfail(
-    condition=POSTGRES,
-    strict=True,
-    reason=(
-        "server bug (PostgreSQL): concurrent PUTs with the same, current If-Match: the losers "
-        "get 409 Conflict instead of 412 Precondition Failed (FHIR http.html#concurrency, "
-        "RFC 9110 §13.1.1); nothing is lost (one 200 per version), SQLite answers 412"
-    ),
-)
-def test_concurrent_if_match_losers_get_412(live_server: str, world: World) -> None:
-    test_concurrent_if_match_updates_one_winner_per_version(live_server, world)
-    assert LOSER_CODES_ALL_412[-1]
 
 
 def test_masking_while_reading_never_shows_a_masked_document(
