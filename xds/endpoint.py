@@ -41,7 +41,7 @@ from xds import ns
 from xds.mtom import MtomError, MtomErrorCode, build_mtom_response, parse_mtom, resolve_xop_includes
 from xds.transactions import TRANSACTIONS
 from xds.transactions.base import REPOSITORY, RequestContext, Response, Transaction
-from xds.xml import XmlSecurityError, parse_xml
+from xds.xml import XmlSecurityError, parse_xml, xml_safe_text
 
 log = logging.getLogger("mes.xds")
 
@@ -99,15 +99,25 @@ def fault_response(fault: SoapFault, relates_to: str = "") -> FlaskResponse:
         value = etree.SubElement(sub, f"{{{s}}}Value", nsmap={prefix or "x": namespace})
         value.text = f"{prefix or 'x'}:{local}"
     reason = etree.SubElement(node, f"{{{s}}}Reason")
-    etree.SubElement(reason, f"{{{s}}}Text", {f"{{{ns.XML}}}lang": "en"}).text = fault.message
+    etree.SubElement(reason, f"{{{s}}}Text", {f"{{{ns.XML}}}lang": "en"}).text = xml_safe_text(
+        fault.message
+    )
     body = _serialize(_envelope(node, FAULT_ACTION, relates_to))
     return FlaskResponse(
         body, status=fault.status, content_type="application/soap+xml; charset=UTF-8"
     )
 
 
+_PLACEHOLDER = b"<mes-serialized-body/>"
+
+
 def _soap_response(response: Response, action: str, relates_to: str) -> FlaskResponse:
-    envelope = _serialize(_envelope(response.body, action, relates_to))
+    if isinstance(response.body, bytes):  # already serialized: spliced into the envelope
+        shell = _serialize(_envelope(etree.Element("mes-serialized-body"), action, relates_to))
+        head, _, tail = shell.partition(_PLACEHOLDER)
+        envelope = b"".join((head, response.body, tail))
+    else:
+        envelope = _serialize(_envelope(response.body, action, relates_to))
     if response.mtom:
         body, content_type = build_mtom_response(envelope, response.attachments, action=action)
         return FlaskResponse(body, status=200, content_type=content_type)

@@ -632,6 +632,21 @@ def _signing_certificate(
         raise _fail(
             VihfErrorCode.UNTRUSTED_CERTIFICATE, f"unreadable X509Certificate: {exc}"
         ) from None
+    try:
+        return _examine_chain(certs, trusted_ca_pems, now)
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        # cryptography parses subjects and extensions lazily: an unsigned, hostile KeyInfo can
+        # carry a certificate whose outer DER loads and whose fields do not (WSS 1.1 §12: a bad
+        # security header is a Sender fault, never a server error)
+        raise _fail(
+            VihfErrorCode.UNTRUSTED_CERTIFICATE, f"unreadable X509Certificate: {exc}"
+        ) from None
+
+
+def _examine_chain(
+    certs: list[x509.Certificate], trusted_ca_pems: Sequence[bytes], now: datetime
+) -> x509.Certificate:
+    """Validity, chain to a trusted CA, signature usage of the leaf (may raise ValueError)."""
     leaf = next((c for c in certs if not _is_ca(c)), certs[0])
     intermediates = [c for c in certs if c is not leaf]
     if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
@@ -657,14 +672,23 @@ def _signing_certificate(
     except x509v.VerificationError as exc:
         raise _fail(
             VihfErrorCode.UNTRUSTED_CERTIFICATE,
-            f"{leaf.subject.rfc4514_string()} does not chain to a trusted CA: {exc}",
+            f"{subject_text(leaf)} does not chain to a trusted CA: {exc}",
         ) from None
     if not is_signature_certificate(leaf):
         raise _fail(
             VihfErrorCode.NOT_SIGNATURE_CERTIFICATE,
-            f"{leaf.subject.rfc4514_string()} is not a signature (nonRepudiation) certificate",
+            f"{subject_text(leaf)} is not a signature (nonRepudiation) certificate",
         )
     return leaf
+
+
+def subject_text(certificate: x509.Certificate) -> str:
+    """RFC 4514 subject, printable only (it goes into fault texts and trace records)."""
+    try:
+        text = certificate.subject.rfc4514_string()
+    except ValueError:
+        return "<unreadable subject>"
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _is_ca(certificate: x509.Certificate) -> bool:
@@ -751,6 +775,7 @@ def verify_vihf(
         etree.DocumentInvalid,
         etree.XMLSyntaxError,
         etree.C14NError,  # e.g. a relative namespace URI: not canonicalizable, so not verifiable
+        ValueError,  # e.g. a non-ASCII character in ds:SignatureValue (signxml's base64 decoding)
     ) as exc:
         raise _fail(VihfErrorCode.BAD_SIGNATURE, f"signature verification failed: {exc}") from None
     assert not isinstance(result, list)
@@ -784,7 +809,7 @@ def verify_vihf(
         patient_ins=attributes.patient_ins,
         patient_ins_oid=attributes.patient_ins_oid,
         assertion_id=assertion_id,
-        signing_certificate_subject=certificate.subject.rfc4514_string(),
+        signing_certificate_subject=subject_text(certificate),
         issuer=attributes.issuer,
         expires_at=expires_at,
         attributes=attributes,

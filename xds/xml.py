@@ -21,6 +21,7 @@ code, so callers render a SOAP Fault (sender) and never a 500.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Final
 
@@ -162,3 +163,14 @@ def parse_xml(
     for _entity in root.iter(etree.Entity):
         raise XmlSecurityError(XmlRefusal.MALFORMED, "entity references are forbidden")
     return root
+
+
+# XML 1.0 section 2.2 Char: no C0 controls but TAB/LF/CR, no surrogates, no U+FFFE/U+FFFF
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe_text(value: str) -> str:
+    """``value`` with every character XML 1.0 cannot carry shown as ``\\xNN`` (fault texts,
+    error contexts: they may quote what a hostile sender put in a certificate or a header)."""
+    return _NOT_XML_CHAR.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+

@@ -12,6 +12,8 @@ declare; the replay below is the same property written for our two patients.
 
 from __future__ import annotations
 
+import os
+import warnings
 from datetime import date
 from typing import Any
 
@@ -148,3 +150,106 @@ def test_mailbox_api_schemathesis(app: Flask, two_patients: dict[str, Any]) -> N
     n = _fuzz(app, "/api/mailbox/openapi.json", two_patients, ("openapi.json",))
     assert n > 0
     print(f"schemathesis mailbox API: {n} generated requests")
+
+
+# ------------------------------------------------------------------ the schemathesis engine
+class _Bearer:
+    """A static bearer token for one identity (schemathesis' ``AuthProvider`` protocol)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get(self, case: Any, context: Any) -> str:
+        return self.token
+
+    def set(self, case: Any, data: str, context: Any) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+ENGINE_CHECKS = ["not_a_server_error", "ignored_auth", "object_level_authorization"]
+ENGINE_EXAMPLES = int(os.environ.get("MES_SCHEMATHESIS_ENGINE_EXAMPLES", "") or 3)
+
+
+def run_engine(
+    base_url: str, app: Flask, path: str, examples: int, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """Run schemathesis' own engine (phases examples, coverage, fuzzing, stateful) over real
+    HTTP against the live server (its WSGI transport fails on this Werkzeug:
+    ``EnvironBuilder.__init__() got an unexpected keyword argument 'max_redirects'`` on every
+    replay the auth checks send), as patient A with patient B as A's peer
+    (``EscalatingAuthProvider``, what ``[auth.wfc]`` with ``peers`` builds):
+    ``object_level_authorization`` replays each of A's successful reads of an object A created
+    or listed as B (and anonymously) and fails when B gets the same object; ``ignored_auth``
+    replays requests without and with broken credentials."""
+    from hypothesis.errors import HypothesisWarning
+    from schemathesis.engine import events
+    from schemathesis.engine import from_schema as engine_for
+    from schemathesis.specs.openapi import object_authorization
+    from schemathesis.wfc.escalation import EscalatingAuthProvider
+
+    schema = schemathesis.openapi.from_url(base_url + path)
+    schema.config.checks.update(included_check_names=ENGINE_CHECKS)
+    schema.config.generation.update(max_examples=examples, database="none")
+    token_a = _token(app, INS_A)["Authorization"].removeprefix("Bearer ")
+    token_b = _token(app, INS_B)["Authorization"].removeprefix("Bearer ")
+    schema.auth.providers.append(
+        EscalatingAuthProvider(
+            [_Bearer(token_a), _Bearer(token_b)],
+            ["patient_a", "patient_b"],
+            peers=("patient_a", "patient_b"),
+            pinned="patient_a",
+        )
+    )
+    figures: dict[str, Any] = {
+        "requests": 0,
+        "owner_reads_probed_as_peer": 0,
+        "checks": {},
+        "failures": [],
+        "phases": {},
+    }
+    probe = object_authorization._probe
+
+    def counted_probe(*args: Any, **kwargs: Any) -> None:
+        figures["owner_reads_probed_as_peer"] += 1
+        probe(*args, **kwargs)
+
+    monkeypatch.setattr(object_authorization, "_probe", counted_probe)
+    with warnings.catch_warnings():  # hypothesis warns on the repr of large generated bodies
+        warnings.simplefilter("ignore", HypothesisWarning)
+        for event in engine_for(schema).execute():
+            if isinstance(event, events.ScenarioFinished):
+                recorder = event.recorder
+                figures["requests"] += len(recorder.interactions)
+                phase = str(event.phase.value)
+                figures["phases"][phase] = figures["phases"].get(phase, 0) + len(
+                    recorder.interactions
+                )
+                for nodes in recorder.checks.values():
+                    for node in nodes:
+                        counts = figures["checks"].setdefault(node.name, {"passed": 0, "failed": 0})
+                        if node.status == events.Status.FAILURE:
+                            counts["failed"] += 1
+                            figures["failures"].append((node.name, str(node.failure_info)[:300]))
+                        else:
+                            counts["passed"] += 1
+            elif isinstance(event, events.NonFatalError | events.FatalError):
+                figures["failures"].append(("error", repr(getattr(event, "value", event))[:500]))
+    print(f"\nschemathesis engine {path}: {figures}")
+    return figures
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "path", ["/api/patient/openapi.json", "/api/mailbox/openapi.json"], ids=["patient", "mailbox"]
+)
+def test_schemathesis_engine_auth_checks(
+    path: str,
+    app: Flask,
+    live_server: str,
+    two_patients: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    figures = run_engine(live_server, app, path, ENGINE_EXAMPLES, monkeypatch)
+    assert figures["failures"] == []
+    assert figures["checks"]["ignored_auth"]["passed"] > 0
+    assert figures["requests"] > 0
