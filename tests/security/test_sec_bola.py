@@ -251,7 +251,7 @@ FHIR_PROBES: dict[str, tuple[FhirProbe, bool]] = {
     ),
     "conditional_delete": (
         lambda c, h, v, rid: c.delete(f"/fhir/Condition?_id={rid}", headers=h),
-        True,
+        False,  # 204 "nothing matched" is no success; the victim's resource must survive
     ),
     "conditional_create": (
         lambda c, h, v, rid: c.post(
@@ -369,6 +369,12 @@ def fhir_probe(
         created = response.get_json() or {}
         subject = json.dumps(created.get("subject", {}))
         return Outcome(201, victim.space_id in subject, subject)
+    if name == "conditional_delete" and response.status_code < 300:
+        # R4 conditional delete: matches only what the caller may read; nothing else may go
+        survivor = client.get(
+            f"/fhir/Condition/{rid}", headers=headers(world, "patient", victim.ins)
+        )
+        return Outcome(response.status_code, survivor.status_code != 200, str(survivor.status_code))
     if name == "conditional_create" and response.status_code in (200, 201):
         # 200 = "matched an existing resource": it must be the caller's, never the victim's
         return Outcome(response.status_code, rid in body.decode(), body.decode()[:200])
