@@ -216,6 +216,9 @@ class DocumentEntryRow(Base):
     origin: Mapped[str] = mapped_column(String(16), default="xds")  # xds | fhir | mail
     submission_set_uuid: Mapped[str | None] = mapped_column(String(80), nullable=True)
     metadata_json: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the entry's wire form, rendered on every change (``espace.registry.prerender``); only
+    # the stored-query path loads it
+    ebrim: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
 
 
 class DocumentContent(Base):

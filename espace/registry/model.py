@@ -275,12 +275,21 @@ class StoredQueryRequest:
 
 @dataclass(slots=True)
 class QueryResult:
+    """What a stored query returns.
+
+    ``entry_fragments``, when not ``None``, holds the pre-rendered wire form of every entry
+    of the answer, in order (``espace.registry.prerender``); ``documents`` may then be empty
+    (the query did not need to build them). Only callers that asked for fragments
+    (``run_stored_query(..., prerendered=True)``) get them.
+    """
+
     documents: list[DocumentEntry] = field(default_factory=list)
     submission_sets: list[SubmissionSet] = field(default_factory=list)
     folders: list[Folder] = field(default_factory=list)
     associations: list[Association] = field(default_factory=list)
     object_refs: list[str] = field(default_factory=list)
     return_type: str = "LeafClass"
+    entry_fragments: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +328,39 @@ class UpdateResult:
 
     status_changes: dict[str, str] = field(default_factory=dict)
     new_versions: dict[str, str] = field(default_factory=dict)  # previous uuid -> new uuid
+
+
+# JDV_J58 (ANS CI-SIS, DMP confidentialityCode): scheme and display of each code, for codes
+# the registry adds itself (masking by the patient, ITI-57 on an older version).
+CONFIDENTIALITY_CODES: dict[str, Code] = {
+    c.code: c
+    for c in (
+        Code("N", "2.16.840.1.113883.5.25", "Normal"),
+        Code("R", "2.16.840.1.113883.5.25", "Restreint"),
+        Code("V", "2.16.840.1.113883.5.25", "Très restreint"),
+        Code("INVISIBLE_PATIENT", "1.2.250.1.213.1.1.4.13", "Non visible par le patient"),
+        Code(
+            "INVISIBLE_REPRESENTANTS_LEGAUX",
+            "1.2.250.1.213.1.1.4.13",
+            "Non visible par les représentants légaux du patient",
+        ),
+        Code("MASQUE_PS", "1.2.250.1.213.1.1.4.13", "Masqué aux professionnels de santé"),
+    )
+}
+
+
+def current_confidentiality(submitted: list[Code], stored: frozenset[str]) -> list[Code]:
+    """The confidentialityCodes of an entry as the registry holds them now.
+
+    ``stored`` (the row's flat column) is the truth: masking (``espace.settings.set_masked``)
+    and ITI-57 on the other versions of a document change it, not the submitted metadata.
+    Submitted codes still held keep their scheme and display; codes the registry added take
+    those of JDV_J58; the order is the submitted one, then the added codes sorted.
+    """
+    kept = [c for c in submitted if c.code in stored]
+    have = {c.code for c in kept}
+    added = [CONFIDENTIALITY_CODES.get(code, Code(code)) for code in sorted(stored - have)]
+    return kept + added
 
 
 def to_json(value: Any) -> Any:

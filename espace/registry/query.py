@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol, cast, overload
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, null, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from espace.models import AssociationRow, DocumentEntryRow, FolderRow, SubmissionSetRow
@@ -30,9 +31,18 @@ from espace.registry.model import (
     RegistryErrorCode,
     StoredQueryRequest,
 )
+from espace.registry.prerender import (
+    KEY_COLUMNS,
+    KeyValues,
+    RowColumns,
+    entry_for,
+    fill_missing,
+    fresh_fragment,
+    installed_tag,
+    render_entry,
+)
 from espace.registry.store import (
     association_from_row,
-    entry_from_row,
     folder_from_row,
     parse_cx,
     parse_dtm,
@@ -278,10 +288,34 @@ def validate(request: StoredQueryRequest) -> QuerySpec:
     return spec
 
 
+_KEYS = len(KEY_COLUMNS)
+
+
+class DocumentView(RowColumns, Protocol):
+    """A document row as the stored queries read it (``_Query.documents``): the key columns,
+    ``ebrim``, ``metadata_json``, by name or by position."""
+
+    @property
+    def ebrim(self) -> str | None: ...
+    @property
+    def metadata_json(self) -> dict[str, Any] | None: ...
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Any, ...]: ...
+
+
 class _Query:
     """One stored query evaluation inside an operation."""
 
-    def __init__(self, op: Operation, request: StoredQueryRequest, config: RegistryConfig) -> None:
+    def __init__(
+        self,
+        op: Operation,
+        request: StoredQueryRequest,
+        config: RegistryConfig,
+        *,
+        prerendered: bool = False,
+    ) -> None:
         assert op.space is not None
         self.op = op
         self.space_id = op.space.id
@@ -289,6 +323,17 @@ class _Query:
         self.request = request
         self.config = config
         self.visibility = visibility_clause(op.visibility())
+        # pre-rendered fragments for a LeafClass answer, when the face installed a renderer
+        self.fragments = (
+            prerendered and request.return_type == "LeafClass" and installed_tag() is not None
+        )
+        # lean: the rows' key columns (and fragments) only, no metadata_json, no full entries;
+        # possible when no parameter is checked in Python on the full metadata (scheme_filter)
+        self.lean = (
+            prerendered
+            and (self.fragments or request.return_type == "ObjectRef")
+            and not any(name in request.params for name in _METADATA_CHECKED)
+        )
 
     # -- parameters
     def values(self, name: str) -> list[str]:
@@ -332,18 +377,68 @@ class _Query:
             ) from None
 
     # -- documents
-    def documents(self, *clauses: ColumnElement[bool]) -> list[DocumentEntryRow]:
-        """Visible entries of this space matching ``clauses``, capped (XDSTooManyResults)."""
+    def documents(self, *clauses: ColumnElement[bool]) -> list[DocumentView]:
+        """Visible entries of this space matching ``clauses``, capped (XDSTooManyResults).
+
+        Plain rows (no ORM identity map): the key columns of ``espace.registry.prerender``,
+        the stored fragment when the answer uses fragments, ``metadata_json`` unless lean.
+        """
+        d = DocumentEntryRow
         limit = self.config.max_query_results
-        rows = list(
-            self.op.session.execute(
-                select(DocumentEntryRow)
-                .where(DocumentEntryRow.space_id == self.space_id, self.visibility, *clauses)
-                .order_by(DocumentEntryRow.submission_time, DocumentEntryRow.entry_uuid)
-                .limit(limit + 1)
-            ).scalars()
+        statement = (
+            select(
+                *KEY_COLUMNS,
+                d.ebrim if self.fragments else null().label("ebrim"),
+                null().label("metadata_json") if self.lean else d.metadata_json,
+            )
+            .where(d.space_id == self.space_id, self.visibility, *clauses)
+            .order_by(d.submission_time, d.entry_uuid)
+            .limit(limit + 1)
         )
-        return rows
+        return cast(list[DocumentView], list(self.op.session.execute(statement)))
+
+    def entries(self, rows: list[DocumentView]) -> list[DocumentEntry]:
+        """The full entries of ``rows`` that pass ``scheme_filter``; none when lean."""
+        if self.lean:
+            return []
+        return self.scheme_filter([entry_for(r, r.metadata_json) for r in rows])
+
+    def entry_fragments(self, rows: list[DocumentView]) -> list[str]:
+        """The stored fragment of each row; stale or missing ones rendered and written back."""
+        fragments: list[str] = []
+        stale: dict[int, DocumentView] = {}
+        for index, row in enumerate(rows):
+            # positions: KEY_COLUMNS, then ebrim (see ``documents``)
+            fragment = fresh_fragment(row[:_KEYS], row[_KEYS])
+            if fragment is None:
+                stale[index] = row
+                fragment = ""
+            fragments.append(fragment)
+        if stale:
+            full = self.full_entries(list(stale.values()))
+            written: list[tuple[KeyValues, str]] = []
+            for index, row in stale.items():
+                values = row[:_KEYS]
+                rendered = render_entry(values, full[row.entry_uuid])
+                assert rendered is not None  # self.fragments: a renderer is installed
+                written.append((values, rendered[0]))
+                fragments[index] = rendered[1]
+            fill_missing(self.op.session, written)
+        return fragments
+
+    def full_entries(self, rows: list[DocumentView]) -> dict[str, DocumentEntry]:
+        """Full entries of ``rows``, the metadata of lean rows read in one statement."""
+        if not self.lean:
+            return {r.entry_uuid: entry_for(r, r.metadata_json) for r in rows}
+        metadata: dict[str, dict[str, Any]] = {
+            entry_uuid: data
+            for entry_uuid, data in self.op.session.execute(
+                select(DocumentEntryRow.entry_uuid, DocumentEntryRow.metadata_json).where(
+                    DocumentEntryRow.entry_uuid.in_([r.entry_uuid for r in rows])
+                )
+            )
+        }
+        return {r.entry_uuid: entry_for(r, metadata.get(r.entry_uuid)) for r in rows}
 
     def document_filters(self) -> list[ColumnElement[bool]]:
         d = DocumentEntryRow
@@ -432,7 +527,7 @@ class _Query:
                 location=self.request.query_id,
             )
 
-    def docs_by_ids(self, uuid_param: str, uid_param: str) -> list[DocumentEntryRow]:
+    def docs_by_ids(self, uuid_param: str, uid_param: str) -> list[DocumentView]:
         d = DocumentEntryRow
         uuids = self.values(uuid_param)
         if uuids:
@@ -518,6 +613,20 @@ class _Query:
         return kept
 
 
+# parameters ``scheme_filter`` checks on the full metadata (SQL matched the code only)
+_METADATA_CHECKED = frozenset(
+    {
+        "$XDSDocumentEntryClassCode",
+        "$XDSDocumentEntryTypeCode",
+        "$XDSDocumentEntryPracticeSettingCode",
+        "$XDSDocumentEntryHealthcareFacilityTypeCode",
+        "$XDSDocumentEntryFormatCode",
+        "$XDSDocumentEntryConfidentialityCode",
+        "$XDSDocumentEntryReferenceIdList",
+    }
+)
+
+
 def _code(value: str) -> Code:
     code, _, scheme = value.partition("^^")
     return Code(code, scheme)
@@ -535,14 +644,24 @@ def _any_like(column: InstrumentedAttribute[str], values: list[str]) -> ColumnEl
 
 
 def run_stored_query(
-    op: Operation, request: StoredQueryRequest, *, config: RegistryConfig
+    op: Operation,
+    request: StoredQueryRequest,
+    *,
+    config: RegistryConfig,
+    prerendered: bool = False,
 ) -> QueryResult:
-    """Evaluate one stored query for ``op.actor`` on ``op.space`` (ITI TF-2a 3.18.4.1.3)."""
+    """Evaluate one stored query for ``op.actor`` on ``op.space`` (ITI TF-2a 3.18.4.1.3).
+
+    ``prerendered``: the caller renders entries with the installed entry renderer, so a
+    LeafClass result carries ``entry_fragments`` (``espace.registry.prerender``), and the
+    entries themselves are only built when a parameter is checked on the full metadata
+    (``result.documents`` is empty otherwise; ObjectRef answers need the ids only).
+    """
     spec = validate(request)
-    q = _Query(op, request, config)
+    q = _Query(op, request, config, prerendered=prerendered)
     result = QueryResult(return_type=request.return_type)
     d, a = DocumentEntryRow, AssociationRow
-    docs: list[DocumentEntryRow] = []
+    docs: list[DocumentView] = []
     sets: list[SubmissionSetRow] = []
     folders: list[FolderRow] = []
     assocs: list[AssociationRow] = []
@@ -691,8 +810,12 @@ def run_stored_query(
             if not assocs:
                 docs = []
     q.capped(docs)
-    entries = q.scheme_filter([entry_from_row(r) for r in docs])
-    total = len(entries) + len(sets) + len(folders) + len(assocs)
+    entries = q.entries(docs)
+    if not q.lean:  # scheme_filter may have dropped rows
+        kept = {e.id for e in entries}
+        docs = [r for r in docs if r.entry_uuid in kept]
+    entry_ids = [r.entry_uuid for r in docs]
+    total = len(entry_ids) + len(sets) + len(folders) + len(assocs)
     if total > config.max_query_results:
         raise RegistryError(
             E.TOO_MANY_RESULTS,
@@ -700,12 +823,12 @@ def run_stored_query(
             location=request.query_id,
         )
     result.documents = entries
+    if q.fragments:
+        result.entry_fragments = q.entry_fragments(docs)
     result.submission_sets = [submission_set_from_row(r) for r in sets]
     result.folders = [folder_from_row(r) for r in folders]
     kept_ids = (
-        {e.id for e in entries}
-        | {s.id for s in result.submission_sets}
-        | {f.id for f in result.folders}
+        set(entry_ids) | {s.id for s in result.submission_sets} | {f.id for f in result.folders}
     )
     result.associations = [
         association_from_row(r)
@@ -716,13 +839,13 @@ def run_stored_query(
     ]
     if request.return_type == "ObjectRef":
         result.object_refs = [
-            *(e.id for e in result.documents),
+            *entry_ids,
             *(s.id for s in result.submission_sets),
             *(f.id for f in result.folders),
             *(x.id for x in result.associations),
         ]
     op.target = Target("StoredQuery", request.query_id, "")
-    op.detail.update({"query": name, "returned": len(entries)})
+    op.detail.update({"query": name, "returned": len(entry_ids)})
     return result
 
 

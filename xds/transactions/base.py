@@ -44,9 +44,14 @@ class RequestContext:
 
 @dataclass
 class Response:
-    """A response body element and the MTOM parts it points at."""
+    """A response body element and the MTOM parts it points at.
 
-    body: etree._Element
+    ``body`` may also be the element already serialized (UTF-8, no XML declaration, every
+    namespace it uses declared on it): large query responses are written as text
+    (``xds.ebxml.writer``) and spliced into the envelope as they are.
+    """
+
+    body: etree._Element | bytes
     attachments: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     mtom: bool = False
 
