@@ -1,41 +1,29 @@
 """Portability (RGPD art. 20, CSP R.1111-36): export everything of a space.
 
+This module builds the archive; ``espace.lifecycle.export_jobs`` handles the request (HTTP 202),
+the job that builds and encrypts it, its status, the download and the expiry.
+
 The export is a ZIP archive holding ``bundle.json`` — a FHIR R4 ``collection`` Bundle of plain
 dicts (Patient, DocumentReference, Consent, AuditEvent, plus any FHIR resource stored by the
 other bricks) — the document files under ``documents/``, and a raw JSON dump of every other
-table of the space under ``data/``. The archive is encrypted (AES-256-GCM) with a key drawn for
-this export: the key is handed to the patient in the download link and only its SHA-256 is
-kept, so the stored archive is unreadable without the link. The link expires
-(``EXPORT_TTL_HOURS``, default 168); the expiry job then deletes the archive.
+table of the space under ``data/``.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import io
 import json
-import os
-import secrets
 import zipfile
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import (
-    DateTime,
-    delete,
-    select,
-)
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from espace.clock import as_utc
 from espace.crypto import DecryptionError
 from espace.db import Base
-from espace.errors import DomainError, NotFound
-from espace.lifecycle import ExportArchive
 from espace.models import (
     AppConsent,
     DocumentContent,
@@ -47,9 +35,7 @@ from espace.models import (
 )
 from espace.service import Operation
 from espace.store import visibility_clause
-from espace.trace import Target
 
-Timestamp = DateTime(timezone=True)
 DEFAULT_TTL = timedelta(hours=168)
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
 PS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
@@ -66,6 +52,7 @@ MAPPED_TABLES = frozenset(
         "trace_record",
         "export_archive",
         "enrolment_code",
+        "code_letter",
         "notification_outbox",
         "mail_message",
         "fhir_search_index",
@@ -81,20 +68,6 @@ MAPPED_TABLES = frozenset(
         "mail_draft",
     }
 )
-
-
-class ExportExpired(DomainError):
-    code = "export_expired"
-
-
-@dataclass(frozen=True, slots=True)
-class ExportTicket:
-    id: str
-    key: str  # url-safe base64; shown once, in the link
-    expires_at: datetime
-    size: int
-    documents: int
-    resources: int
 
 
 # --------------------------------------------------------------------------- FHIR mapping
@@ -393,105 +366,3 @@ def _extension(mime: str) -> str:
         "image/jpeg": ".jpg",
         "image/png": ".png",
     }.get(mime, ".bin")
-
-
-def _aad(export_id: str, space_id: str) -> bytes:
-    return f"mes-export|{space_id}|{export_id}".encode()
-
-
-def create_export(op: Operation) -> ExportTicket:
-    """Build and encrypt the export now; notify the patient that it is ready."""
-    space = op.space
-    assert space is not None
-    plain, documents, resources = build_archive(op)
-    key = AESGCM.generate_key(bit_length=256)
-    export_id = secrets.token_hex(16)
-    nonce = os.urandom(12)
-    blob = b"\x01" + nonce + AESGCM(key).encrypt(nonce, plain, _aad(export_id, space.id))
-    ttl_hours = op.espace.settings.get("EXPORT_TTL_HOURS")
-    ttl = timedelta(hours=int(ttl_hours)) if ttl_hours else DEFAULT_TTL
-    row = ExportArchive(
-        id=export_id,
-        space_id=space.id,
-        requested_by=op.actor.id,
-        created_at=op.now,
-        expires_at=op.now + ttl,
-        key_hash=hashlib.sha256(key).hexdigest(),
-        size=len(blob),
-        blob=blob,
-    )
-    op.session.add(row)
-    op.target = Target("Export", export_id)
-    op.detail = {"documents": documents, "resources": resources, "size": len(blob)}
-    op.notify(
-        "export_ready",
-        f"L'export de votre profil Mon espace santé est prêt. Téléchargez-le depuis votre espace "
-        f"avec le lien affiché lors de la demande, avant le {op.now + ttl:%d/%m/%Y à %H:%M}.",
-        dedup_key=f"export:{export_id}",
-    )
-    return ExportTicket(
-        export_id,
-        base64.urlsafe_b64encode(key).decode().rstrip("="),
-        op.now + ttl,
-        len(blob),
-        documents,
-        resources,
-    )
-
-
-def open_export(op: Operation, export_id: str, key: str) -> bytes:
-    """Decrypt an export of this space with the key of its link (raises on expiry or bad key)."""
-    space = op.space
-    assert space is not None
-    row = op.session.execute(
-        select(ExportArchive).where(
-            ExportArchive.id == export_id, ExportArchive.space_id == space.id
-        )
-    ).scalar_one_or_none()
-    op.target = Target("Export", export_id)
-    if row is None:
-        raise NotFound("no such export", code="unknown_export")
-    if row.blob is None or as_utc(row.expires_at) <= op.now:
-        raise ExportExpired("the download link has expired")
-    try:
-        raw_key = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
-    except (ValueError, TypeError):
-        raw_key = b""
-    if not hmac.compare_digest(hashlib.sha256(raw_key).hexdigest(), row.key_hash):
-        raise NotFound("no such export", code="unknown_export")
-    blob = row.blob
-    plain = AESGCM(raw_key).decrypt(blob[1:13], blob[13:], _aad(row.id, space.id))
-    row.downloads += 1
-    return plain
-
-
-def expire_exports(espace: Any) -> int:
-    """Delete the archives whose link expired (scheduled job, one traced operation each)."""
-    from espace.lifecycle import system_actor
-    from espace.trace import Source
-    from habilitation.model import Action
-
-    now = espace.clock.now()
-    with espace.session_factory() as session:
-        due = session.execute(
-            select(ExportArchive.id, ExportArchive.space_id).where(
-                ExportArchive.expires_at <= now, ExportArchive.blob.is_not(None)
-            )
-        ).all()
-    for export_id, space_id in due:
-        with espace.operation(
-            system_actor("export_expiry"),
-            Action.SYSTEM_JOB,
-            event_type="export.expire",
-            source=Source(face="job"),
-            space_id=space_id,
-        ) as op:
-            row = op.session.get(ExportArchive, export_id)
-            if row is not None:
-                row.blob, row.status = None, "expired"
-            op.target = Target("Export", export_id)
-    return len(due)
-
-
-def purge_exports(session: Session, space_id: str) -> None:
-    session.execute(delete(ExportArchive).where(ExportArchive.space_id == space_id))

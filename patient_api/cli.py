@@ -4,6 +4,9 @@ mes space enrol --ins X --family F --given G --birth YYYY-MM-DD --sex M|F [--ema
                 [--channel letter|email] [--rep-ins R --rep-email E]...   prints the one-time code
 mes space bounce --ins X                        the letter / e-mail came back (no auto creation)
 mes space code --ins X [--agent ID]             a new one-time code (prints it: the letter)
+mes space code --ins X --agent ID --send        a new code sent to the channel on file
+mes space letters [--out FILE]                  print the queued code letters (JSON lines),
+                                                then erase their codes
 mes space oppose --ins X (--code C [--rep-ins R] | --agent ID)  [--pdf FILE]
 mes space create --ins X --code C               voluntary creation
 mes space activate --ins X --code C --email E --phone P --accept-terms
@@ -14,7 +17,7 @@ mes space death --ins X --date YYYY-MM-DD --agent ID
 mes space attach-rep --ins MINOR --rep-ins R --name N [--birth D] [--email E] --agent ID
 mes space status --ins X --agent ID
 mes jobs run [--no-progress]                    automatic creation, majority, purge, prevention,
-                                                export expiry, notification digest (once)
+                                                exports (build, expiry), notification digest
 """
 
 from __future__ import annotations
@@ -149,13 +152,59 @@ def bounce(ins: str) -> None:
 @click.option("--ins", required=True)
 @click.option("--agent")
 @click.option("--channel", type=click.Choice(["letter", "email"]), default="letter")
-def code(ins: str, agent: str | None, channel: str) -> None:
-    """Issue a new one-time code (the previous ones stop working); prints it for the letter."""
+@click.option("--send", is_flag=True, help="send it to the channel on file instead (needs --agent)")
+def code(ins: str, agent: str | None, channel: str, send: bool) -> None:
+    """Issue a new one-time code (the previous ones stop working); prints it for the letter,
+    or with --send sends it to the e-mail on file / the letters' print queue."""
     who = lifecycle.support_actor(agent) if agent else None
+    if send:
+        if who is None:
+            raise click.UsageError("--send needs --agent ID")
+        sent = _run(lambda e: lifecycle.send_new_code(e, who, ins, source=SOURCE))
+        _echo({"ins": ins, "sent": True, "channel": sent.channel, "expires_at": sent.expires_at})
+        return
     result = _run(
         lambda e: lifecycle.issue_new_code(e, ins, source=SOURCE, actor=who, channel=channel)
     )
     _echo({"ins": result.ins, "code": result.code, "expires_at": result.expires_at})
+
+
+@space.command("letters")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="append the letters to this file (JSON lines) instead of printing them",
+)
+def letters(out: Path | None) -> None:
+    """Hand the queued code letters to the print run (each is traced, its code then erased)."""
+
+    def drain(espace: Any) -> int:
+        count = 0
+        sink = out.open("a", encoding="utf-8") if out is not None else None
+        try:
+            for letter in lifecycle.print_letters(espace, source=SOURCE):
+                line = json.dumps(
+                    {
+                        "ins": letter.ins,
+                        "family_name": letter.family_name,
+                        "given_names": letter.given_names,
+                        "code": letter.code,
+                        "expires_at": letter.expires_at.isoformat(),
+                    },
+                    ensure_ascii=False,
+                )
+                if sink is not None:
+                    sink.write(line + "\n")
+                else:
+                    click.echo(line)
+                count += 1
+        finally:
+            if sink is not None:
+                sink.close()
+        return count
+
+    count = _run(drain)
+    click.echo(f"{count} letter(s)", err=True)
 
 
 @space.command("oppose")

@@ -10,6 +10,11 @@ from patient_api.http import ROUTES, Field, RouteSpec
 
 _PARAM = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
 _ERROR = {"$ref": "#/components/responses/Error"}
+_RETRY_AFTER = {
+    "description": "Seconds to wait before trying again (RFC 9110 10.2.3)",
+    "schema": {"type": "integer", "minimum": 1},
+}
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 _TYPES = {
     "string": {"type": "string"},
     "boolean": {"type": "boolean"},
@@ -70,6 +75,14 @@ def _operation(spec: RouteSpec) -> dict[str, Any]:
         response: dict[str, Any] = {"description": description}
         if status.startswith("2") and status != "204":
             response["content"] = {spec.produces: {"schema": {}}}
+        if status == "202":  # RFC 9110 15.3.3: where to follow the accepted request
+            response["headers"] = {
+                "Location": {"description": "The status URL", "schema": {"type": "string"}}
+            }
+        if status.startswith("4"):  # errors keep the {error, message} body
+            response["content"] = _ERROR_CONTENT
+        if status == "429":  # RFC 6585 4
+            response["headers"] = {"Retry-After": _RETRY_AFTER}
         responses[status] = response
     for status in ("400", "404", "409"):
         responses.setdefault(status, _ERROR)

@@ -18,10 +18,14 @@ in one transaction) and notifies the person (``espace.notifications``). Duration
 injectable clock. Enrolment codes are stored as scrypt hashes only.
 
 Modules: ``model`` (tables, constants, results), ``common`` (shared helpers), ``codes``
-(one-time codes), ``enrolment``, ``opposition``, ``activation`` (creation and activation),
-``closure`` (closure, reopening, death, deletion), ``representatives``, ``majority`` and
-``jobs`` (automatic creation, purge, the scheduler's entry point). This package re-exports
-their public names: ``from espace.lifecycle import enrol`` is the way to import them.
+(one-time codes), ``throttle`` (soft lockouts of code guesses and new-code requests),
+``code_delivery`` (a new code sent to the contact channel on file, the letters' print
+queue), ``export_jobs`` (the export requested, built by the job worker, downloaded;
+imported on use, not re-exported), ``enrolment``, ``opposition``, ``activation``
+(creation and activation), ``closure`` (closure, reopening, death, deletion),
+``representatives``, ``majority`` and ``jobs`` (automatic creation, purge, the scheduler's
+entry point). This package re-exports their public names: ``from espace.lifecycle import
+enrol`` is the way to import them.
 """
 
 from __future__ import annotations
@@ -35,6 +39,13 @@ from espace.lifecycle.closure import (
     purge_space_rows,
     record_death,
     reopen,
+)
+from espace.lifecycle.code_delivery import (
+    CodeRequestLimited,
+    Letter,
+    print_letters,
+    request_new_code,
+    send_new_code,
 )
 from espace.lifecycle.codes import issue_new_code, normalize_code
 from espace.lifecycle.common import (
@@ -53,14 +64,23 @@ from espace.lifecycle.majority import run_majority
 from espace.lifecycle.model import (
     CLOSURE_REASONS,
     CODE_ALPHABET,
+    CODE_BACKOFF_BASE,
+    CODE_BACKOFF_MAX,
+    CODE_FREE_ATTEMPTS,
     CODE_LENGTH,
+    CODE_REQUESTER_MEMORY,
+    CODE_SPACE_ATTEMPTS_PER_HOUR,
     CODE_VALIDITY,
-    MAX_CODE_FAILURES,
+    NEW_CODE_PER_ADDRESS_PER_HOUR,
+    NEW_CODE_PER_SPACE_PER_DAY,
     OPPOSITION_PERIOD,
     PATIENT_SIDE,
     REPRESENTATIVE_KINDS,
     RETENTION_YEARS,
     TERMS_VERSION,
+    AttemptCounter,
+    CodeDelivery,
+    CodeLetter,
     Enrolment,
     EnrolmentCode,
     ExportArchive,
@@ -79,28 +99,41 @@ from espace.lifecycle.representatives import (
     invite_representative,
     list_representatives,
 )
+from espace.lifecycle.throttle import TooManyAttempts
 
 __all__ = [
     "CLOSURE_REASONS",
     "CODE_ALPHABET",
+    "CODE_BACKOFF_BASE",
+    "CODE_BACKOFF_MAX",
+    "CODE_FREE_ATTEMPTS",
     "CODE_LENGTH",
+    "CODE_REQUESTER_MEMORY",
+    "CODE_SPACE_ATTEMPTS_PER_HOUR",
     "CODE_VALIDITY",
-    "MAX_CODE_FAILURES",
+    "NEW_CODE_PER_ADDRESS_PER_HOUR",
+    "NEW_CODE_PER_SPACE_PER_DAY",
     "OPPOSITION_PERIOD",
     "PATIENT_SIDE",
     "REPRESENTATIVE_KINDS",
     "RETENTION_YEARS",
     "TERMS_VERSION",
+    "AttemptCounter",
+    "CodeDelivery",
+    "CodeLetter",
+    "CodeRequestLimited",
     "Enrolment",
     "EnrolmentCode",
     "ExportArchive",
     "JobReport",
+    "Letter",
     "OppositionReceipt",
     "Person",
     "PreventionCampaign",
     "SpaceLifecycle",
     "SpaceState",
     "Timestamp",
+    "TooManyAttempts",
     "_check_email",
     "_check_phone",
     "activate",
@@ -120,15 +153,18 @@ __all__ = [
     "opposition_period",
     "opposition_receipt",
     "oppose",
+    "print_letters",
     "purge_space_rows",
     "record_death",
     "reopen",
     "report_bounce",
+    "request_new_code",
     "retention_years",
     "run_automatic_creation",
     "run_due_jobs",
     "run_majority",
     "run_purge",
+    "send_new_code",
     "settings_duration",
     "space_state",
     "support_actor",

@@ -7,7 +7,7 @@ A created space is fed by the professionals; an activated one is also read by it
 from __future__ import annotations
 
 from espace.errors import Conflict, InvalidInput
-from espace.lifecycle.codes import consume_code
+from espace.lifecycle.codes import code_operation, consume_code
 from espace.lifecycle.common import (
     fmt_day,
     lifecycle_notice,
@@ -47,7 +47,9 @@ def create_voluntarily(
 ) -> SpaceState:
     """Create one's space with a code: before the end of the window, or after an opposition."""
     require_patient_side_or_agent(actor)
-    with space_operation(espace, actor, ins, event_type="lifecycle.create", source=source) as op:
+    with code_operation(
+        espace, actor, ins, code, event_type="lifecycle.create", source=source
+    ) as op:
         space = locked_space(op)
         require_status(space, SpaceStatus.PENDING, SpaceStatus.OPPOSED)
         consume_code(op, code)
@@ -75,7 +77,9 @@ def activate(
     if not accept_terms:
         raise InvalidInput("the terms of use must be accepted", code="terms_not_accepted")
     email, phone = check_email(email), check_phone(phone)
-    with space_operation(espace, actor, ins, event_type="lifecycle.activate", source=source) as op:
+    with code_operation(
+        espace, actor, ins, code, event_type="lifecycle.activate", source=source
+    ) as op:
         space = locked_space(op)
         if space.status in (SpaceStatus.PENDING.value, SpaceStatus.OPPOSED.value):
             if not code:

@@ -15,7 +15,11 @@ from sqlalchemy.orm import Session
 from espace.clock import as_utc
 from espace.db import Base
 from espace.errors import Conflict, InvalidInput
-from espace.lifecycle.codes import consume_code_unless_agent, require_code_unless_agent
+from espace.lifecycle.codes import (
+    code_operation,
+    consume_code_unless_agent,
+    require_code_unless_agent,
+)
 from espace.lifecycle.common import (
     action_of,
     add_years,
@@ -71,7 +75,9 @@ def close(
     if delete_now:
         delete_definitively(espace, actor, ins, source=source, code=code)
         return None
-    with space_operation(espace, actor, ins, event_type="lifecycle.close", source=source) as op:
+    with code_operation(
+        espace, actor, ins, code, event_type="lifecycle.close", source=source
+    ) as op:
         space = locked_space(op)
         require_status(space, SpaceStatus.ACTIVE)
         consume_code_unless_agent(op, actor, code)
@@ -133,7 +139,9 @@ def reopen(
     """
     require_patient_side_or_agent(actor)
     require_code_unless_agent(actor, code)
-    with space_operation(espace, actor, ins, event_type="lifecycle.reopen", source=source) as op:
+    with code_operation(
+        espace, actor, ins, code, event_type="lifecycle.reopen", source=source
+    ) as op:
         space = locked_space(op)
         require_status(space, SpaceStatus.CLOSED)
         if space.death_date is not None:
@@ -210,7 +218,9 @@ def delete_definitively(
     Returns the INS of every deleted space.
     """
     require_patient_side_or_agent(actor)
-    with space_operation(espace, actor, ins, event_type="lifecycle.delete", source=source) as op:
+    with code_operation(
+        espace, actor, ins, code, event_type="lifecycle.delete", source=source
+    ) as op:
         space = locked_space(op)
         require_status(
             space, SpaceStatus.ACTIVE, SpaceStatus.CLOSED, SpaceStatus.OPPOSED, SpaceStatus.PENDING

@@ -1,6 +1,7 @@
 """Time-based lifecycle jobs: automatic creation after the six-week window (décret 2021-1048),
-majority, purge after ten years of retention (CSP R.1111-36), plus the other daily jobs
-(prevention campaigns, expiry of exports) that ``mes serve`` runs every minute.
+majority, purge after ten years of retention (CSP R.1111-36), plus the other jobs that
+``mes serve`` runs every minute: building the requested exports, their expiry, forgetting idle
+throttling counters, and the daily prevention campaigns.
 
 Each space is handled in its own operation, so that several nodes may run the jobs at once:
 the one that loses a race skips the space (``UnknownSpace``, ``IntegrityError``).
@@ -122,7 +123,8 @@ def run_due_jobs(
     """Run every time-based job once (``mes serve`` calls this every minute; ``mes jobs run``).
 
     Jobs: automatic creation, majority, purge, prevention campaigns (once a day unless
-    ``force_daily``), expiry of exports, plus
+    ``force_daily``), building of the requested exports, expiry of exports, forgetting idle
+    throttling counters, plus
     ``extra`` (name, callable) pairs such as the notification digest of ``mes.notifier``.
     One failing job does not stop the others; its error is reported.
     """
@@ -145,13 +147,18 @@ def run_due_jobs(
     report.majority, report.reenrolled = majority
     report.purged = step("purge", lambda: run_purge(espace, source=source, progress=progress)) or 0
 
-    from espace import export, prevention
+    from espace import prevention
+    from espace.lifecycle import export_jobs, throttle
 
     if force_daily or _first_run_today(espace, "prevention"):
         report.prevention = (
             step("prevention", lambda: prevention.run_campaigns(espace, source=source)) or 0
         )
-    report.exports_expired = step("exports", lambda: export.expire_exports(espace)) or 0
+    report.exports_built = (
+        step("export_build", lambda: export_jobs.build_pending_exports(espace, source=source)) or 0
+    )
+    report.exports_expired = step("exports", lambda: export_jobs.expire_exports(espace)) or 0
+    step("throttle_counters", lambda: throttle.forget_idle_counters(espace))
     result = report.as_dict()
     for name, fn in extra:
         result[name] = step(name, lambda fn=fn: fn(espace))  # type: ignore[misc]

@@ -28,7 +28,16 @@ Timestamp = DateTime(timezone=True)
 OPPOSITION_PERIOD = timedelta(weeks=6)  # décret 2021-1048
 CODE_VALIDITY = timedelta(weeks=6)
 RETENTION_YEARS = 10  # CSP R.1111-36
-MAX_CODE_FAILURES = 5
+# Guessing the one-time code (OWASP ASVS 4.0.3 V2.2.1, NIST SP 800-63B 5.2.2, ANSSI
+# "Recommandations relatives à l'authentification multifacteur et aux mots de passe" 2021:
+# temporisation rather than a hard lock). Arithmetic in docs/lifecycle.md.
+CODE_FREE_ATTEMPTS = 3  # per requester, before the back-off starts
+CODE_BACKOFF_BASE = timedelta(minutes=1)  # then 1, 2, 4 ... minutes between attempts
+CODE_BACKOFF_MAX = timedelta(hours=1)
+CODE_REQUESTER_MEMORY = timedelta(hours=24)  # a requester quiet this long starts afresh
+CODE_SPACE_ATTEMPTS_PER_HOUR = 30  # every requester together, per space (fixed hour window)
+NEW_CODE_PER_ADDRESS_PER_HOUR = 10  # "send me a new code" requests from one address
+NEW_CODE_PER_SPACE_PER_DAY = 3  # codes sent to one person on request, per 24 h window
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U
 CODE_LENGTH = 12
 TERMS_VERSION = "2024-01"
@@ -99,8 +108,40 @@ class PreventionCampaign(Base):
     delivered_to: Mapped[str] = mapped_column(String(64), default="prevention_campaign")
 
 
+class AttemptCounter(Base):
+    """A throttling counter (one-time code guesses, new-code requests): a fixed window with the
+    time of the last counted attempt and of the last lock notice (``espace.lifecycle.throttle``).
+    Keys name the INS or the requester's address, never a secret; rows are forgotten two
+    days after their last use."""
+
+    __tablename__ = "attempt_counter"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(Timestamp)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    notified_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class CodeLetter(Base):
+    """A new one-time code waiting for the insurer's print run (a person with no e-mail on
+    file): the code is sealed with the document cipher until ``mes space letters`` prints it,
+    then erased."""
+
+    __tablename__ = "code_letter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    space_id: Mapped[str] = mapped_column(ForeignKey("patient_space.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    printed_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
 class ExportArchive(Base):
-    """An encrypted export (espace.export), downloadable with its link until it expires."""
+    """An encrypted export (espace.export): requested (``pending``), built by the job worker
+    (``ready``, downloadable with its link until it expires), then ``expired``; ``failed``
+    after three failed builds."""
 
     __tablename__ = "export_archive"
 
@@ -111,9 +152,16 @@ class ExportArchive(Base):
     expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
     key_hash: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="ready")  # ready | expired
+    # pending | ready | failed | expired
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     downloads: Mapped[int] = mapped_column(Integer, default=0)
     blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # the requester as the policy saw them (JSON): the job builds the export as they see it
+    requester: Mapped[str] = mapped_column(Text, default="")
+    public_key: Mapped[str] = mapped_column(String(64), default="")  # X25519, hex
+    ready_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    documents: Mapped[int] = mapped_column(Integer, default=0)
+    resources: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # --------------------------------------------------------------------------- inputs and results
@@ -137,6 +185,15 @@ class Enrolment:
     code: str  # shown once (letter / e-mail); only its hash is stored
     expires_at: datetime
     opposition_deadline: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CodeDelivery:
+    """A new code sent to the contact channel on file (the code itself is not in here)."""
+
+    space_id: str
+    channel: str  # email | letter
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +244,7 @@ class JobReport:
     reenrolled: int = 0
     purged: int = 0
     prevention: int = 0
+    exports_built: int = 0
     exports_expired: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -197,6 +255,7 @@ class JobReport:
             "reenrolled": self.reenrolled,
             "purged": self.purged,
             "prevention": self.prevention,
+            "exports_built": self.exports_built,
             "exports_expired": self.exports_expired,
             "errors": list(self.errors),
         }

@@ -12,7 +12,11 @@ import secrets
 
 from espace.clock import as_utc
 from espace.errors import Conflict, NotFound
-from espace.lifecycle.codes import consume_code_unless_agent, require_code_unless_agent
+from espace.lifecycle.codes import (
+    code_operation,
+    consume_code_unless_agent,
+    require_code_unless_agent,
+)
 from espace.lifecycle.common import (
     fmt_day,
     lifecycle_notice,
@@ -41,7 +45,9 @@ def oppose(
     """
     require_patient_side_or_agent(actor)
     require_code_unless_agent(actor, code)
-    with space_operation(espace, actor, ins, event_type="lifecycle.oppose", source=source) as op:
+    with code_operation(
+        espace, actor, ins, code, event_type="lifecycle.oppose", source=source
+    ) as op:
         space = locked_space(op)
         op.target = Target("PatientSpace", space.id)
         if space.status == SpaceStatus.OPPOSED.value:

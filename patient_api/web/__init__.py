@@ -13,8 +13,9 @@ exports); the back office is the ``patient_admin`` blueprint (``admin``).
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, Response
 
+from espace.lifecycle import TooManyAttempts
 from patient_api.http import handle_error
 from patient_api.web import documents, enrolment, settings, space
 from patient_api.web.admin import admin_bp
@@ -24,8 +25,18 @@ patient_bp = Blueprint("patient_api", __name__, url_prefix=PATIENT)
 for _area in (enrolment, space, settings, documents):
     patient_bp.register_blueprint(_area.bp)
 
-patient_bp.register_error_handler(Exception, handle_error)
-admin_bp.register_error_handler(Exception, handle_error)
+
+def handle_throttled(exc: TooManyAttempts) -> Response:
+    """A throttled call: 429 Too Many Requests with Retry-After (RFC 6585 4, RFC 9110 10.2.3)."""
+    response = handle_error(exc)
+    response.status_code = 429
+    response.headers["Retry-After"] = str(exc.verdict.retry_after)
+    return response
+
+
+for _bp in (patient_bp, admin_bp):
+    _bp.register_error_handler(TooManyAttempts, handle_throttled)
+    _bp.register_error_handler(Exception, handle_error)
 
 
 def init_app(app: Flask) -> None:

@@ -146,25 +146,22 @@ def admin_attach(ins: str) -> Response:
     return Response(status=201)
 
 
-CODE = {"channel": Field("string", enum=("letter", "email"))}
-
-
 @route(
     admin_bp,
     ADMIN,
     SP + "/code",
     "POST",
-    "Send a new one-time code to the person (the code is never shown to the agent)",
+    "Send a new one-time code to the contact channel on file (e-mail, a minor's "
+    "representatives, else a letter); the code is never shown to the agent",
     auth="support",
-    body=CODE,
 )
 def admin_code(ins: str) -> Response:
     agent = support_actor()
-    data = json_body(CODE)
-    ticket = lifecycle.issue_new_code(
-        espace(), ins, source=source(), actor=agent, channel=data.get("channel", "letter")
+    json_body({})
+    sent = lifecycle.send_new_code(espace(), agent, ins, source=source())
+    return jsonify(
+        {"sent": True, "channel": sent.channel, "expires_at": sent.expires_at.isoformat()}
     )
-    return jsonify({"sent": True, "expires_at": ticket.expires_at.isoformat()})
 
 
 DEATH = {"death_date": D_REQ}

@@ -1,6 +1,7 @@
 """Routes on what the space holds (bearer token): the documents the caller sees (filtered
 before paging), masking to professionals (CSP L.1111-15), the trace of every access (CSP
-R.1111-44), prevention messages, and the export of everything (RGPD art. 20, portability).
+R.1111-44), prevention messages, and the export of everything (RGPD art. 20, portability): asked
+for here (202 Accepted with a status URL), built by the job worker, then downloaded.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, send_file
 
-from espace import export as exports
 from espace import prevention
 from espace import settings as rights
 from espace.clock import as_utc
+from espace.lifecycle import export_jobs
 from espace.store import document_facts
 from habilitation.model import Action
 from patient_api.http import (
@@ -132,27 +133,49 @@ def prevention_get(ins: str) -> Response:
     PATIENT,
     SP + "/exports",
     "POST",
-    "Export everything (FHIR Bundle + documents) as an encrypted archive; the link holds "
-    "the key and expires",
-    responses={"201": "Export ready"},
+    "Ask for an export of everything (FHIR Bundle + documents) as an encrypted archive: the job "
+    "worker builds it; the answer holds the status URL and the download link, whose key is "
+    "shown only here; the link expires EXPORT_TTL_HOURS after the archive is ready",
+    responses={"202": "Accepted: follow status_url", "409": "An export is being prepared"},
 )
 def export_post(ins: str) -> Response:
     actor = bearer_actor()
     json_body({})
-    with space_operation(actor, Action.EXPORT_SPACE, ins, "export.create") as op:
-        ticket = exports.create_export(op)
-    url = f"{PATIENT}/spaces/{ins}/exports/{ticket.id}?key={ticket.key}"
+    with space_operation(actor, Action.EXPORT_SPACE, ins, "export.request") as op:
+        ticket = export_jobs.request_export(op)
+    base = f"{PATIENT}/spaces/{ins}/exports/{ticket.id}"
     response = jsonify(
         {
             "id": ticket.id,
-            "download_url": url,
-            "expires_at": as_utc(ticket.expires_at).isoformat(),
-            "size": ticket.size,
-            "documents": ticket.documents,
-            "resources": ticket.resources,
+            "status": ticket.status,
+            "status_url": f"{base}/status",
+            "download_url": f"{base}?key={ticket.key}",
         }
     )
-    return with_status(response, 201)
+    response.headers["Location"] = f"{base}/status"
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return with_status(response, 202)
+
+
+RETRY_AFTER = 60  # seconds: the job runner's period in ``mes serve``
+
+
+@route(
+    bp,
+    PATIENT,
+    SP + "/exports/<export_id>/status",
+    "GET",
+    "The status of an export: pending, ready (size, expiry), failed or expired",
+)
+def export_status(ins: str, export_id: str) -> Response:
+    actor = bearer_actor()
+    reject_unknown_query(set())
+    with space_operation(actor, Action.EXPORT_SPACE, ins, "export.status") as op:
+        status = export_jobs.export_status(op, export_id)
+    response = jsonify(status)
+    if status["status"] == "pending":
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
 
 
 @route(
@@ -160,17 +183,21 @@ def export_post(ins: str) -> Response:
     PATIENT,
     SP + "/exports/<export_id>",
     "GET",
-    "Download an export (ZIP) with the key of its link, before it expires",
+    "Download a ready export (ZIP) with the key of its link, before it expires",
     query={"key": Field("string", required=True)},
     produces="application/zip",
-    responses={"200": "The archive", "410": "The link expired"},
+    responses={
+        "200": "The archive",
+        "409": "Not ready yet (export_not_ready) or failed (export_failed)",
+        "410": "The link expired",
+    },
 )
 def export_get(ins: str, export_id: str) -> Response:
     actor = bearer_actor()
     reject_unknown_query({"key"})
     key = request.args.get("key", "")
     with space_operation(actor, Action.EXPORT_SPACE, ins, "export.download") as op:
-        data = exports.open_export(op, export_id, key)
+        data = export_jobs.open_export(op, export_id, key)
     return send_file(
         io.BytesIO(data),
         mimetype="application/zip",

@@ -1,6 +1,10 @@
 """Routes without a token: the enrolment steps authenticated by the one-time code (décret
-2021-1048: opposition within six weeks, voluntary creation, activation, reopening), the public
+2021-1048: opposition within six weeks, voluntary creation, activation, reopening), the request
+for a new code (sent to the contact channel on file, never in the answer), the public
 prevention rules and the OpenAPI 3.1 document.
+
+Code guesses are throttled per requester with an exponential back-off and per space per hour
+(``espace.lifecycle.throttle``): a throttled call answers 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -11,10 +15,20 @@ from flask import Blueprint, Response, jsonify
 
 from espace import lifecycle, prevention
 from patient_api.http import Field, espace, json_body, reject_unknown_query, route, source
-from patient_api.web.common import B_REQ, PATIENT, REP_KINDS, S_REQ, S, code_actor, pdf_or_json
+from patient_api.web.common import (
+    B_REQ,
+    PATIENT,
+    REP_KINDS,
+    S_REQ,
+    S,
+    code_actor,
+    pdf_or_json,
+    with_status,
+)
 
 bp = Blueprint("enrolment", __name__)
 
+THROTTLED = {"429": "Too many attempts from this requester or on this space (Retry-After)"}
 ENROL_WHO = {
     "ins": S_REQ,
     "code": S_REQ,
@@ -40,7 +54,7 @@ def _code_step(step: Callable[..., lifecycle.SpaceState]) -> Response:
     auth="none",
     body=ENROL_WHO,
     query={"format": Field("string", enum=("json", "pdf"))},
-    responses={"201": "Opposition recorded", "409": "Already created or opposed"},
+    responses={"201": "Opposition recorded", "409": "Already created or opposed", **THROTTLED},
 )
 def enrolment_oppose() -> Response:
     reject_unknown_query({"format"})
@@ -59,6 +73,7 @@ def enrolment_oppose() -> Response:
     "Create one's space voluntarily with a one-time code (also after an opposition)",
     auth="none",
     body=ENROL_WHO,
+    responses={"200": "Created", **THROTTLED},
 )
 def enrolment_create() -> Response:
     return _code_step(lifecycle.create_voluntarily)
@@ -75,6 +90,7 @@ ACTIVATE = {**ENROL_WHO, "email": S_REQ, "phone": S_REQ, "accept_terms": B_REQ}
     "Activate one's access: contact e-mail, phone, acceptance of the terms",
     auth="none",
     body=ACTIVATE,
+    responses={"200": "Activated", **THROTTLED},
 )
 def enrolment_activate() -> Response:
     data = json_body(ACTIVATE)
@@ -99,9 +115,41 @@ def enrolment_activate() -> Response:
     "Reopen a closed space within ten years (one-time code)",
     auth="none",
     body=ENROL_WHO,
+    responses={"200": "Reopened", **THROTTLED},
 )
 def enrolment_reopen() -> Response:
     return _code_step(lifecycle.reopen)
+
+
+NEW_CODE = {"ins": S_REQ}
+
+
+@route(
+    bp,
+    PATIENT,
+    "/enrolment/new-code",
+    "POST",
+    "Ask for a new one-time code: it is sent to the contact channel on file (the e-mail, a "
+    "minor's representatives, else a letter), never in this answer, which is the same "
+    "whether or not the INS has a space",
+    auth="none",
+    body=NEW_CODE,
+    responses={
+        "202": "Accepted: if a space exists for this INS, a new code is on its way",
+        "429": "Too many requests from this address (Retry-After)",
+    },
+)
+def enrolment_new_code() -> Response:
+    data = json_body(NEW_CODE)
+    lifecycle.request_new_code(espace(), data["ins"], source=source())
+    response = jsonify(
+        {
+            "status": "accepted",
+            "message": "Si un profil existe pour cet INS, un nouveau code est envoyé par le "
+            "canal connu (e-mail ou courrier).",
+        }
+    )
+    return with_status(response, 202)
 
 
 @route(

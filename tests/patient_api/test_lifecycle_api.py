@@ -76,13 +76,30 @@ def test_opposition_after_six_weeks_is_refused(
     assert r.status_code == 409 and r.json["error"] == "opposition_period_over"
 
 
-def test_code_is_locked_after_five_failures(client: FlaskClient, espace: Espace) -> None:
+def test_wrong_codes_throttle_their_requester_not_the_person(
+    client: FlaskClient, espace: Espace
+) -> None:
     code = _enrol(espace)
+    stranger = {"REMOTE_ADDR": "127.0.0.2"}
     for _ in range(5):
-        client.post("/api/patient/enrolment/oppose", json={"ins": INS, "code": "AAAA-AAAA-AAAA"})
-    r = client.post("/api/patient/enrolment/oppose", json={"ins": INS, "code": code})
-    assert r.status_code == 400 and r.json["error"] == "code_locked"
+        client.post(
+            "/api/patient/enrolment/oppose",
+            json={"ins": INS, "code": "AAAA-AAAA-AAAA"},
+            environ_base=stranger,
+        )
+    r = client.post(
+        "/api/patient/enrolment/oppose", json={"ins": INS, "code": code}, environ_base=stranger
+    )
+    assert r.status_code == 429 and r.json["error"] == "code_throttled"
+    assert int(r.headers["Retry-After"]) > 0
     assert _status(espace) == "pending"
+    # the person, elsewhere, is not locked out by the stranger's guesses
+    r = client.post(
+        "/api/patient/enrolment/oppose",
+        json={"ins": INS, "code": code},
+        environ_base={"REMOTE_ADDR": "127.0.0.3"},
+    )
+    assert r.status_code == 201 and _status(espace) == "opposed"
 
 
 def test_bounced_letter_means_no_automatic_creation(espace: Espace, clock: FrozenClock) -> None:
@@ -232,8 +249,11 @@ def test_export_encrypted_archive_with_expiring_link(
     other_h = bearer(settings, clock, make_ins(1, date(1991, 1, 1), 409))
     assert client.post(f"/api/patient/spaces/{INS}/exports", headers=other_h).status_code == 403
     r = client.post(f"/api/patient/spaces/{INS}/exports", headers=h)
-    assert r.status_code == 201
+    assert r.status_code == 202 and r.json["status"] == "pending"
     url = r.json["download_url"]
+    assert client.get(url, headers=h).json["error"] == "export_not_ready"
+    assert lifecycle.run_due_jobs(espace)["exports_built"] == 1
+    assert client.get(r.json["status_url"], headers=h).json["status"] == "ready"
     from espace.lifecycle import ExportArchive
 
     with espace.session_factory() as session:
@@ -389,7 +409,8 @@ def test_representative_export_hides_the_minors_secret(
         session.commit()
     mh = bearer(settings, clock, mother, kind=ActorKind.LEGAL_REPRESENTATIVE, patient=child)
     r = client.post(f"/api/patient/spaces/{child}/exports", headers=mh)
-    assert r.status_code == 201 and r.json["documents"] == 1
+    assert r.status_code == 202 and lifecycle.run_due_jobs(espace)["exports_built"] == 1
+    assert client.get(r.json["status_url"], headers=mh).json["documents"] == 1
     archive = zipfile.ZipFile(io.BytesIO(client.get(r.json["download_url"], headers=mh).data))
     everything = b"".join(archive.read(name) for name in archive.namelist())
     assert b"visible text" in everything
@@ -397,7 +418,8 @@ def test_representative_export_hides_the_minors_secret(
     # the minor sees both
     ch = bearer(settings, clock, child)
     r = client.post(f"/api/patient/spaces/{child}/exports", headers=ch)
-    assert r.status_code == 201 and r.json["documents"] == 2
+    assert r.status_code == 202 and lifecycle.run_due_jobs(espace)["exports_built"] == 1
+    assert client.get(r.json["status_url"], headers=ch).json["documents"] == 2
 
 
 def test_trace_does_not_reveal_documents_hidden_from_the_reader(
