@@ -1,8 +1,9 @@
-"""Bulk loading of generated rows: ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3 copy),
-``executemany`` in large transactions on SQLite.
+"""Bulk loading of generated rows into the application's tables (``espace.models`` and
+``espace.fhir_store``).
 
-The loader writes straight into the application's tables (``espace.models`` and
-``espace.fhir_store``), with their indexes in place, so queries see the same plans as production.
+PostgreSQL: server-side generation (:mod:`bench.pgload`: templates COPYed once, rows made by
+``INSERT ... SELECT`` over ``generate_series``, indexes rebuilt after the load, ``VACUUM
+ANALYZE``). SQLite: rows generated in Python, ``executemany`` in large transactions.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,33 @@ from bench import datagen
 from bench.db import BenchDb
 
 BATCH = 5_000
+# Bytes on disk per loaded item, tables and indexes (measured at 1 M on PostgreSQL 15); used to
+# refuse a step that would leave less than MIN_FREE_BYTES on the database's disk.
+BYTES_PER_ENTRY = 4_300  # document_entry + submission_set + association
+BYTES_PER_OBSERVATION = 3_000  # fhir_resource + fhir_resource_version + 5 fhir_search_index
+MIN_FREE_BYTES = 20 * 10**9
+
+
+def disk_room(db: BenchDb, need: int) -> str | None:
+    """None when ``need`` more bytes leave MIN_FREE_BYTES free where the database lives (a local
+    PostgreSQL data directory or the SQLite file), else the reason (for "not run: ...")."""
+    import shutil
+    from pathlib import Path
+
+    where: Path | None = db.sqlite_path.parent if db.sqlite_path is not None else None
+    if where is None:
+        try:
+            with db.raw() as conn:
+                where = Path(str(conn.execute("SHOW data_directory").fetchone()[0]))
+        except Exception:  # not allowed to read it (not a superuser): cannot tell
+            return None
+    if not where.exists():
+        return None  # a remote server
+    free = shutil.disk_usage(where).free
+    if free - need < MIN_FREE_BYTES:
+        return (f"disk: {free / 1e9:.0f} GB free, the step needs ~{need / 1e9:.0f} GB and "
+                f"{MIN_FREE_BYTES / 1e9:.0f} GB must stay free")
+    return None
 
 
 def columns(table_name: str) -> list[str]:
@@ -93,7 +121,9 @@ class LoadStats:
     index_rows: int = 0
     seconds: float = 0.0
     rows_per_second: float = 0.0
-    space_indexes: list[int] = field(default_factory=list)  # generated space indexes
+    space_indexes: Sequence[int] = field(default_factory=list)  # generated space indexes
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (PostgreSQL)
+    method: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +133,8 @@ class LoadStats:
             "index_rows": self.index_rows,
             "seconds": round(self.seconds, 2),
             "rows_per_second": round(self.rows_per_second),
+            "method": self.method,
+            **self.timings,
         }
 
 
@@ -114,8 +146,27 @@ def load_registry(
     first_space: int = 0,
     progress: bool = False,
 ) -> LoadStats:
-    """Generate and load ``plan.entries`` document entries (and their spaces)."""
-    stats = LoadStats()
+    """Generate and load ``plan.entries`` document entries (and their spaces).
+
+    On PostgreSQL an entry is its ``document_entry``, ``submission_set`` and ``association``
+    rows (what ITI-41 writes); on SQLite only the ``document_entry`` row (small steps).
+    """
+    if db.kind == "postgresql":
+        from bench import pgload
+
+        bar = _bar(plan.entries, "registry entries", progress)
+        done = pgload.load_registry(db, plan, now, first_space=first_space,
+                                    progress=_updater(bar))
+        if bar is not None:
+            bar.close()
+        return LoadStats(
+            spaces=done.spaces, entries=done.entries, seconds=done.seconds,
+            rows_per_second=done.entries / done.seconds, space_indexes=done.space_indexes,
+            timings=done.timings or {}, method="server-side INSERT ... SELECT",
+        )
+    stats = LoadStats(method="executemany")
+    indexes: list[int] = []
+    stats.space_indexes = indexes
     start = time.perf_counter()
     rows: Iterator[tuple[dict[str, Any], list[dict[str, Any]]]] = datagen.fast_registry(
         plan, first_space=first_space
@@ -136,7 +187,7 @@ def load_registry(
             pending_entries.clear()
 
         for offset, (space, entries) in enumerate(rows):
-            stats.space_indexes.append(first_space + offset)
+            indexes.append(first_space + offset)
             pending_spaces.append(space)
             pending_entries.extend(entries)
             stats.spaces += 1
@@ -157,9 +208,10 @@ def load_registry(
 def load_observations(
     db: BenchDb,
     count: int,
-    space_indexes: list[int],
+    space_indexes: Sequence[int],
     now: datetime,
     *,
+    first_serial: int = 0,
     probe_spaces: int = 8,
     probe_count: int = 1000,
     seed: int = 2025,
@@ -169,10 +221,31 @@ def load_observations(
 
     The first ``probe_spaces`` spaces hold ``probe_count`` observations each (a connected scale
     used daily for three years); the rest are spread over the other spaces at random.
-    Index rows are those ``espace.fhir_store.index_values`` extracts (code, category, date, status).
+    Index rows are those ``espace.fhir_store.index_values`` extracts (code, category, date,
+    status, subject.identifier). ``first_serial`` continues an earlier load (growth steps).
+    On PostgreSQL the version row (``_history``) is written too, as the server does.
     """
+    if db.kind == "postgresql":
+        from bench import pgload
+
+        spaces = range(min(space_indexes), max(space_indexes) + 1)
+        if len(spaces) != len(space_indexes):
+            raise ValueError("space indexes must be contiguous")
+        bar = _bar(count, "observations", progress)
+        done = pgload.load_observations(
+            db, count, spaces, now, first_serial=first_serial, probe_spaces=probe_spaces,
+            probe_count=probe_count, seed=seed, progress=_updater(bar),
+        )
+        if bar is not None:
+            bar.close()
+        return LoadStats(
+            observations=done.observations, index_rows=done.index_rows, seconds=done.seconds,
+            rows_per_second=(done.observations + done.index_rows) / done.seconds,
+            space_indexes=spaces, timings=done.timings or {},
+            method="server-side INSERT ... SELECT",
+        )
     rng = random.Random(seed)
-    stats = LoadStats()
+    stats = LoadStats(method="executemany")
     start = time.perf_counter()
     bar = _bar(count, "observations", progress)
     others = space_indexes[probe_spaces:] or space_indexes
@@ -183,7 +256,7 @@ def load_observations(
         with TableWriter(conn, db, "fhir_resource") as res, TableWriter(
             conn2 if db.kind == "postgresql" else conn, db, "fhir_search_index", skip=("pk",)
         ) as idx:
-            for serial in range(count):
+            for serial in range(first_serial, first_serial + count):
                 if serial < probe_spaces * probe_count and serial // probe_count < len(
                     space_indexes
                 ):
@@ -256,6 +329,19 @@ def indexes_deferred(db: BenchDb, tables: Iterable[str]) -> Iterator[None]:
             conn.execute("SET maintenance_work_mem = '256MB'")
             for _, definition in rows:
                 conn.execute(definition)
+
+
+def _updater(bar: Any) -> Any:
+    """A progress callback (cumulative count) that moves a tqdm bar, or None."""
+    if bar is None:
+        return None
+    last = [0]
+
+    def update(done: int) -> None:
+        bar.update(done - last[0])
+        last[0] = done
+
+    return update
 
 
 def _bar(total: int, desc: str, enabled: bool) -> Any:

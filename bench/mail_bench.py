@@ -7,6 +7,10 @@ each a CDA plus a ~1 MB PDF inside an ``IHE_XDM.ZIP`` (hash and size checked on 
 stored encrypted, committed before the 250). Prints messages/s and MB/s.
 
     .venv/bin/python -m bench.mail_bench --messages 40 --connections 4
+
+``--target HOST:PORT`` sends the same messages, with the same TLS client, to another SMTP
+server instead (the Postfix -> smtp-sink peer of ``bench/peers.py``): no database, no relay.
+``--pki-dir`` reuses a test PKI (the peer's certificates) instead of a fresh one.
 """
 
 from __future__ import annotations
@@ -85,10 +89,20 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--pdf-bytes", type=int, default=1024 * 1024)
     parser.add_argument("--database-url", default=os.environ.get("MES_BENCH_DATABASE_URL", ""))
+    parser.add_argument("--pki-dir", type=Path, default=None, help="reuse this test PKI")
+    parser.add_argument("--target", default="", help="HOST:PORT of another SMTP server")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mail-bench-"))
-    pki = generate_test_pki(work / "pki")
+    pki = generate_test_pki(args.pki_dir or work / "pki")
+    cda = CDA.read_bytes() if CDA.is_file() else b"<ClinicalDocument/>"
+    pdf = os.urandom(args.pdf_bytes)
+    if args.target:
+        host, _, port = args.target.rpartition(":")
+        messages = [xdm_message(pdf, cda, n) for n in range(args.messages)]
+        _send(args, pki, host, int(port), messages, "peer")
+        return
+
     settings: dict[str, Any] = {
         "DATABASE_URL": args.database_url or f"sqlite:///{work / 'bench.db'}",
         "DOCUMENT_KEY": DocumentCipher.generate_key(),
@@ -110,11 +124,19 @@ def main() -> None:
         ):
             register_space(session, ins=INS, now=espace.clock.now(), ins_oid="1.2.250.1.213.1.4.10")
         session.commit()
-    cda = CDA.read_bytes() if CDA.is_file() else b"<ClinicalDocument/>"
-    pdf = os.urandom(args.pdf_bytes)
     messages = [xdm_message(pdf, cda, n) for n in range(args.messages)]
-    size = statistics.mean(len(m) for m in messages)
     handle = start_smtp(espace, settings)
+    try:
+        _send(args, pki, "127.0.0.1", handle.port, messages,
+              settings["DATABASE_URL"].split(":", 1)[0])
+    finally:
+        handle.stop()
+
+
+def _send(args: argparse.Namespace, pki: Any, host: str, port: int, messages: list[bytes],
+          backend: str) -> None:
+    """Send ``messages`` over ``args.connections`` STARTTLS sessions; print the rates."""
+    size = statistics.mean(len(m) for m in messages)
     ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
     ctx.load_cert_chain(pki.mssante_client_cert, pki.mssante_client_key)
     latencies: list[float] = []
@@ -123,7 +145,7 @@ def main() -> None:
 
     def client(share: list[bytes]) -> None:
         try:
-            with smtplib.SMTP("127.0.0.1", handle.port, timeout=120) as smtp:
+            with smtplib.SMTP(host, port, timeout=120) as smtp:
                 smtp.starttls(context=ctx)
                 for raw in share:
                     started = time.perf_counter()
@@ -141,11 +163,9 @@ def main() -> None:
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    handle.stop()
     if errors:
         raise SystemExit(f"{len(errors)} client(s) failed: {errors[0]!r}")
     latencies.sort()
-    backend = settings["DATABASE_URL"].split(":", 1)[0]
     print(
         f"{len(messages)} messages of {size / 1e6:.2f} MB over {args.connections} TLS "
         f"connection(s), {backend}: {len(messages) / elapsed:.1f} messages/s, "

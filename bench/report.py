@@ -112,6 +112,28 @@ def goal_rows(results: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, 
         ">= 250 requests/s per core; >= 1x the Medplum router side by side", "fhir", fhir_mixed)
 
     def fhir_search(res: Any) -> Verdict:
+        growth = results.get("obs_growth")
+        if growth is not None and any(k.endswith(":p99") for k in growth.figures):
+            parts, last = [], None
+            for step in growth.data.get("steps", []):
+                p50, p99 = growth.figures.get(f"{step}:p50"), growth.figures.get(f"{step}:p99")
+                if not p99 or not p99.runs:
+                    continue
+                scan = growth.data.get(f"{step}:seq_scan")
+                parts.append(f"{step}: p50 {_f(p50)} / p99 {_f(p99)} (raw SQL p99 "
+                             f"{_f(growth.figures.get(f'{step}:floor_p99'), 2)}"
+                             + ("; plan: no seq scan" if scan is False else "")
+                             + ("; plan: SEQ SCAN" if scan else "") + ")")
+                last = (step, p99.median)
+            if last is not None:
+                verdict = f"p99 at {last[0]} " + _meets(last[1], 20, at_most=True)
+                if last[0] != "10M":
+                    verdict += "; 10 M observations not measured"
+                    if growth.notes:
+                        verdict += f" ({growth.notes[-1]})"
+                    if growth.status != "ok":
+                        verdict += f" ({growth.status}: {growth.reason})"
+                return "; ".join(parts), verdict
         p99 = res.figures.get("search_p99")
         obs = next((x["observations"] for x in meta.get("loads", [])
                     if x.get("what") == "observations"), 0)
@@ -136,8 +158,14 @@ def goal_rows(results: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, 
     row("Policy decision", "<= 20 µs, <= 5 % of request time", "policy", pdp)
 
     def mail(res: Any) -> Verdict:
-        return (f"{_f(res.figures.get('rate'))} messages/s ({_f(res.figures.get('mbs'))}); "
-                "Postfix -> smtp-sink: not run", "ratio not run (peer not installed)")
+        text = f"{_f(res.figures.get('rate'))} messages/s ({_f(res.figures.get('mbs'))})"
+        ratio = res.figures.get("peer_ratio")
+        if ratio is None or not ratio.runs:
+            why = res.notes[-1] if res.notes else "peer skipped"
+            return text + f"; Postfix -> smtp-sink: not run ({why})", "ratio not run"
+        return (text + f"; Postfix -> smtp-sink {_f(res.figures.get('peer_rate'))} messages/s "
+                f"({_f(res.figures.get('peer_mbs'))}); ours / Postfix {_f(ratio, 2)}",
+                _meets(ratio.median, 0.5, at_most=False))
 
     row("SMTP intake, 1 MB XDM attachment, committed before 250",
         ">= 0.5x Postfix -> smtp-sink", "smtp", mail)
@@ -184,12 +212,22 @@ def write_report(path: Path, meta: dict[str, Any], results: dict[str, Any]) -> N
     ]
     for workload, goal, measured, verdict in goal_rows(results, meta):
         lines.append(f"| {workload} | {goal} | {measured} | {verdict} |")
-    lines += ["", "## Data loaded", "", "| what | rows | seconds | rows/s |", "|---|---|---|---|"]
+    lines += ["", "## Data loaded", "",
+              "| what | items | seconds | items/s | items per PostgreSQL CPU-second (insert) "
+              "| insert / indexes / vacuum s | database after |",
+              "|---|---|---|---|---|---|---|"]
     for load in meta.get("loads", []):
-        rows = load.get("entries") or load.get("observations")
+        rows = load.get("entries") or load.get("observations") or 0
         extra = f" (+{load['index_rows']:,} index rows)" if load.get("index_rows") else ""
+        phases = " / ".join(str(load.get(k, "—")) for k in
+                            ("insert_seconds", "index_seconds", "vacuum_seconds"))
+        size = load.get("database_bytes")
+        size_text = f"{size / 1e9:.2f} GB" if size else "—"
+        rate = rows / load["seconds"] if load.get("seconds") else 0
+        cpu = load.get("insert_cpu_seconds")
+        per_cpu = f"{rows / cpu:,.0f}" if cpu else "—"
         lines.append(f"| {load['what']} | {rows:,}{extra} | {load['seconds']} | "
-                     f"{load['rows_per_second']:,} |")
+                     f"{rate:,.0f} | {per_cpu} | {phases} | {size_text} |")
     lines += ["", "## Details", ""]
     for key, res in results.items():
         lines.append(f"### {res.name} (`{key}`)")

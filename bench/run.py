@@ -3,9 +3,10 @@ against its floor in the same run, write ``bench/report.md`` and ``bench/results
 
 Reports: ``bench/report.md`` (full) and ``bench/report-quick.md`` (quick).
 ``--quick`` is the CI smoke run (small registry, few rounds, no thresholds; a missing face is
-reported as "not run: reason", never a failure). ``--full`` loads 100 k then 1 M registry entries
-(``--max-entries 10000000`` adds the 10 M step when disk and time allow) and 300 k observations
-(``--observations`` to change).
+reported as "not run: reason", never a failure). ``--full`` grows the registry 100 k -> 1 M ->
+10 M entries and the observations 100 k -> 1 M -> 10 M (``--max-entries`` and
+``--max-observations`` stop earlier), measuring ITI-18 and the FHIR Observation search at each
+step.
 PostgreSQL at ``--database-url`` (schema ``bench``, dropped at the end) or SQLite when none answers.
 """
 
@@ -57,7 +58,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="rounds per figure")
     parser.add_argument("--max-entries", type=int, default=None,
                         help="largest registry step (full: 1 M unless raised to 10 M)")
-    parser.add_argument("--observations", type=int, default=None)
+    parser.add_argument("--observations", type=int, default=None,
+                        help="observations of the first step (quick 20 k, full 100 k)")
+    parser.add_argument("--max-observations", type=int, default=None,
+                        help="largest observation step (quick 40 k, full 10 M)")
     parser.add_argument("--schema", default="bench", help="PostgreSQL schema (dropped at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the bench schema")
     parser.add_argument("--skip", action="append", default=[],
@@ -70,7 +74,21 @@ def registry_steps(args: argparse.Namespace) -> list[int]:
         steps = [10_000, 100_000]
         return [s for s in steps if s <= (args.max_entries or steps[-1])]
     steps = [100_000, 1_000_000, 10_000_000]
-    return [s for s in steps if s <= (args.max_entries or 1_000_000)]
+    return [s for s in steps if s <= (args.max_entries or steps[-1])]
+
+
+def observation_steps(args: argparse.Namespace) -> list[int]:
+    """Observation counts at which the FHIR search is measured (the first one is loaded with
+    the registry)."""
+    if not args.full:  # quick: one growth step, to exercise it
+        first = args.observations or 20_000
+        steps = [first, 2 * first]
+    else:
+        steps = [100_000, 1_000_000, 10_000_000]
+        if args.observations:
+            steps = [args.observations, *(s for s in steps if s > args.observations)]
+    top = args.max_observations or steps[-1]
+    return [s for s in steps if s <= top] or [steps[0]]
 
 
 class Run:
@@ -134,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(db=db, settings=settings, pki=pki, signer=xdsmsg.Signer.from_pki(pki),
                   quick=run.quick, repeats=repeats, results_dir=results_dir)
     steps = registry_steps(args)
-    observations = args.observations or (20_000 if run.quick else 300_000)
+    obs_steps = observation_steps(args)
+    observations = obs_steps[0]
     loads: list[dict[str, Any]] = []
     try:
         db.reset()
@@ -154,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             if index > 0:
                 extra = step - total
                 grow: Callable[[], Result] = partial(_grow, ctx, extra, total, loads)
-                run.section(f"load_{step}", grow)
+                if run.section(f"load_{step}", grow).status != "ok":
+                    break
                 total = step
             label = _label(step)
             measure: Callable[[], Result] = partial(_iti18, ctx, label)
@@ -162,12 +182,14 @@ def main(argv: list[str] | None = None) -> int:
             del run.results[f"iti18_{label}"]  # merged into "iti18"
             iti18_result.figures.update(res.figures)
             iti18_result.data.update(res.data)
-            if res.status != "ok":
-                iti18_result.status, iti18_result.reason = res.status, res.reason
-                break
+            if res.status != "ok":  # the next steps still load: their rates and sizes count
+                iti18_result.status = res.status
+                iti18_result.reason = "; ".join(
+                    r for r in (iti18_result.reason, f"{label}: {res.reason}") if r)
         iti18_result.data["steps"] = [_label(s) for s in steps]
         run.section("iti43", lambda: iti43(ctx))
         run.section("fhir", lambda: _fhir_with_peer(ctx, args))
+        run.section("obs_growth", lambda: _observation_growth(ctx, obs_steps, loads))
         request_ms = None
         top = _label(steps[0])
         if f"{top}:p50" in iti18_result.figures:
@@ -175,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         run.section("policy", lambda: policy(ctx, request_ms))
         run.section("memory", lambda: _memory(ctx))
         ctx.server.stop()
-        run.section("smtp", lambda: smtp(ctx))
-        run.section("peers", lambda: _peers())
+        run.section("smtp", lambda: _smtp_with_peer(ctx, args))
         run.section("profile", lambda: _profile(ctx, results_dir))
     finally:
         if ctx.server is not None:
@@ -198,11 +219,12 @@ def _load(ctx: Context, entries: int, observations: int, loads: list[dict[str, A
     res = Result(f"bulk load ({ctx.db.kind})")
     stats = loader.load_registry(ctx.db, datagen.Plan(entries=entries), ctx.now,
                                  progress=not ctx.quick)
-    loads.append({"what": "registry", **stats.as_dict()})
+    loads.append({"what": "registry", **stats.as_dict(), "database_bytes": ctx.db.size_bytes()})
     ctx.probe_spaces = min(8, stats.spaces)
     obs = loader.load_observations(ctx.db, observations, stats.space_indexes, ctx.now,
                                    probe_spaces=ctx.probe_spaces, progress=not ctx.quick)
-    loads.append({"what": "observations", **obs.as_dict()})
+    loads.append({"what": "observations", **obs.as_dict(),
+                  "database_bytes": ctx.db.size_bytes()})
     ctx.settings["_spaces"] = stats.spaces
     _care_team(ctx)
     res.fig("entries_per_s", "registry entries loaded per second", "rows/s").add(
@@ -215,17 +237,68 @@ def _load(ctx: Context, entries: int, observations: int, loads: list[dict[str, A
 
 def _grow(ctx: Context, extra: int, already: int, loads: list[dict[str, Any]]) -> Result:
     res = Result(f"grow registry by {extra}")
+    room = loader.disk_room(ctx.db, extra * loader.BYTES_PER_ENTRY)
+    if room is not None:
+        res.status, res.reason = "not run", room
+        return res
     first = int(ctx.settings.get("_spaces", 0))
     stats = loader.load_registry(
         ctx.db, datagen.Plan(entries=extra, targets=0, seed=already), ctx.now,
         first_space=first, progress=not ctx.quick,
     )
     ctx.settings["_spaces"] = first + stats.spaces
-    loads.append({"what": f"registry +{extra}", **stats.as_dict()})
+    loads.append({"what": f"registry +{extra}", **stats.as_dict(),
+                  "database_bytes": ctx.db.size_bytes()})
     res.fig("entries_per_s", "registry entries loaded per second", "rows/s").add(
         stats.entries / stats.seconds)
     res.data["database_bytes"] = ctx.db.size_bytes()
     return res
+
+
+def _observation_growth(ctx: Context, steps: list[int], loads: list[dict[str, Any]]) -> Result:
+    """The FHIR Observation search measured at each observation step (the first was loaded
+    with the registry; each next step adds observations spread over the non-probe spaces)."""
+    from bench.workloads import observation_search
+
+    res = Result("FHIR Observation search as observations grow")
+    status, _ = httpload_get(ctx, "/fhir/metadata")
+    if status != 200:
+        res.status, res.reason = "not run", f"/fhir/metadata answered {status} (face missing)"
+        return res
+    loaded = steps[0]
+    spaces = range(0, int(ctx.settings.get("_spaces", 0)))
+    for index, step in enumerate(steps):
+        label = _label(step)
+        if index > 0:
+            extra = step - loaded
+            room = loader.disk_room(ctx.db, extra * loader.BYTES_PER_OBSERVATION)
+            if room is not None:
+                res.notes.append(f"{label} not loaded: {room}")
+                break
+            stats = loader.load_observations(
+                ctx.db, extra, spaces, ctx.now, first_serial=loaded,
+                probe_spaces=ctx.probe_spaces, progress=not ctx.quick,
+            )
+            loads.append({"what": f"observations +{extra}", **stats.as_dict(),
+                          "database_bytes": ctx.db.size_bytes()})
+            res.fig(f"{label}:load", f"{label}: observations loaded per second", "obs/s").add(
+                stats.observations / stats.seconds)
+            loaded = step
+        res.data[f"{label}:database_bytes"] = ctx.db.size_bytes()
+        try:
+            observation_search(ctx, res, label)
+        except RuntimeError as exc:
+            res.status, res.reason = "failed", f"{label}: {exc}"
+            break
+    res.data["steps"] = [_label(s) for s in steps]
+    return res
+
+
+def httpload_get(ctx: Context, path: str) -> tuple[int, bytes]:
+    from bench import httpload
+
+    assert ctx.server is not None
+    return httpload.get(ctx.server.base_url, path)
 
 
 def _iti18(ctx: Context, label: str) -> Result:
@@ -278,14 +351,19 @@ def _memory(ctx: Context) -> Result:
     return res
 
 
-def _peers() -> Result:
-    res = Result("Peer Postfix -> smtp-sink (SMTP relay)")
-    res.status = "not run"
-    res.reason = (
-        "not implemented in this version of the harness (time): Postfix from Debian's packages "
-        "relaying to smtp-sink with the same TLS; the Medplum FHIR peer runs in the fhir section"
-    )
-    return res
+def _smtp_with_peer(ctx: Context, args: argparse.Namespace) -> Result:
+    """Our SMTP intake and, in the same rounds, Postfix -> smtp-sink (installed from Debian's
+    packages by the bench when absent: ``bench.peers.ensure_postfix``)."""
+    peer = None
+    if "peers" not in args.skip:
+        from bench.peers import start_postfix
+
+        peer = start_postfix(ctx.pki.directory)
+    try:
+        return smtp(ctx, peer)
+    finally:
+        if peer is not None:
+            peer.stop()
 
 
 def _profile(ctx: Context, results_dir: Path) -> Result:
