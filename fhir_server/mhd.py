@@ -39,6 +39,7 @@ from espace.spaces import INS_OID_NIR
 from fhir_server.errors import FhirError
 from fhir_server.routing import DOCUMENTS, WRITE
 from habilitation.model import ActorKind
+from xds.cda import CdaInspector
 
 if TYPE_CHECKING:
     from fhir_server.repository import FhirRepository
@@ -51,6 +52,9 @@ KNOWN_SYSTEMS = {
 }
 PS_IDNAT = "1.2.250.1.71.4.2.1"
 MHD_TYPES = frozenset({"List", "DocumentReference", "Binary"})
+# the CDA reader of the XDS face (one hardened XML parser for both): a CDA R2 document's
+# recordTarget must name the patient of the submission (ANS CI-SIS, as for ITI-41 and mail)
+CDA_INSPECTOR = CdaInspector()
 
 
 @lru_cache(maxsize=1)
@@ -176,7 +180,7 @@ def provide(repo: FhirRepository, bundle: dict[str, Any]) -> dict[str, Any]:
     try:
         result = submit_document_set(
             repo.op, request, config=RegistryConfig.from_settings(repo.op.espace.settings),
-            provide=True, origin="fhir",
+            provide=True, origin="fhir", inspector=CDA_INSPECTOR,
         )
     except RegistryError as exc:
         raise FhirError(422, "business-rule", exc.message, code=str(exc.error_code)) from exc

@@ -107,6 +107,35 @@ def test_iti65_refusals_store_nothing(client: FlaskClient, world: World) -> None
     assert client.get("/fhir/DocumentReference", headers=h).get_json()["total"] == 0
 
 
+def _cda(ins: str) -> bytes:
+    """A minimal CDA R2 header whose recordTarget names ``ins`` (test INS OID)."""
+    return (
+        '<ClinicalDocument xmlns="urn:hl7-org:v3"><recordTarget><patientRole>'
+        f'<id root="1.2.250.1.213.1.4.10" extension="{ins}"/>'
+        "</patientRole></recordTarget></ClinicalDocument>"
+    ).encode()
+
+
+def _cda_bundle(ins: str, cda_of: str) -> dict[str, Any]:
+    bundle = provide_bundle(ins, _cda(cda_of))
+    bundle["entry"][1]["resource"]["content"][0]["attachment"]["contentType"] = "text/xml"
+    bundle["entry"][2]["resource"]["contentType"] = "text/xml"
+    return bundle
+
+
+def test_iti65_cda_of_another_patient_is_refused(client: FlaskClient, world: World) -> None:
+    """The recordTarget check of ITI-41 and of the mail intake applies to MHD too."""
+    h = {**world.patient_headers(), "Content-Type": FHIR}
+    other = world.bob.ins
+    refused = client.post("/fhir", json=_cda_bundle(world.alice.ins, other), headers=h)
+    assert refused.status_code == 422, refused.get_json()
+    assert "recordTarget" in str(refused.get_json())
+    assert client.get("/fhir/DocumentReference", headers=h).get_json()["total"] == 0
+    accepted = client.post("/fhir", json=_cda_bundle(world.alice.ins, world.alice.ins), headers=h)
+    assert accepted.status_code == 200, accepted.get_json()
+    assert client.get("/fhir/DocumentReference", headers=h).get_json()["total"] == 1
+
+
 def _row(space_id: str, now: Any, codes: str, type_code: str = "DOCPAT03") -> DocumentEntryRow:
     uid = f"2.25.{uuid.uuid4().int}"
     return DocumentEntryRow(
