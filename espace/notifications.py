@@ -9,9 +9,10 @@ The worker (``NotificationWorker``) sends French e-mails through the configured 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from espace.models import NotificationOutbox, PatientSpace, SpaceRepresentative
@@ -60,6 +61,56 @@ def recipients_for(session: Session, space: PatientSpace, now: datetime) -> list
     return [space.email] if space.email else []
 
 
+def _insert_ignoring_duplicates(session: Session, values: dict[str, Any]) -> Insert:
+    """``INSERT .. ON CONFLICT (dedup_key) DO NOTHING RETURNING id`` in the session's dialect.
+
+    PostgreSQL and SQLite (>= 3.35) both have the clause; the unique dedup key decides, so two
+    concurrent transactions queueing the same event keep one row without a savepoint.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the two supported stores
+        raise NotImplementedError(f"no INSERT .. ON CONFLICT for {dialect}")
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    table = NotificationOutbox.metadata.tables[NotificationOutbox.__tablename__]  # Core insert
+    statement: Insert = (
+        module.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[table.c.dedup_key])
+        .returning(table.c.id)
+    )
+    return statement
+
+
+def enqueue(
+    session: Session,
+    space: PatientSpace,
+    category: str,
+    body: str,
+    *,
+    dedup_key: str,
+    now: datetime,
+    subject: str | None = None,
+) -> int | None:
+    """Queue one notification in the caller's transaction; return its id, or None when an
+    event with the same ``dedup_key`` is already queued (one statement, no savepoint)."""
+    values: dict[str, Any] = {
+        "space_id": space.id,
+        "dedup_key": dedup_key[:200],
+        "category": category,
+        "immediate": category in IMMEDIATE_CATEGORIES,
+        "recipients": "\n".join(recipients_for(session, space, now)),
+        "subject": subject or SUBJECTS.get(category, SUBJECTS["lifecycle"]),
+        "body": body,
+        "created_at": now,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": "",
+    }
+    new_id = session.execute(_insert_ignoring_duplicates(session, values)).scalar_one_or_none()
+    return None if new_id is None else int(new_id)
+
+
 def notify(
     session: Session,
     space: PatientSpace,
@@ -70,30 +121,10 @@ def notify(
     now: datetime,
     subject: str | None = None,
 ) -> NotificationOutbox | None:
-    """Queue one notification in the caller's transaction (idempotent on ``dedup_key``)."""
-    existing = session.execute(
-        select(NotificationOutbox.id).where(NotificationOutbox.dedup_key == dedup_key)
-    ).scalar_one_or_none()
-    if existing is not None:
-        return None
-    row = NotificationOutbox(
-        space_id=space.id,
-        dedup_key=dedup_key[:200],
-        category=category,
-        immediate=category in IMMEDIATE_CATEGORIES,
-        recipients="\n".join(recipients_for(session, space, now)),
-        subject=subject or SUBJECTS.get(category, SUBJECTS["lifecycle"]),
-        body=body,
-        created_at=now,
-        status="pending",
-        attempts=0,
-        next_attempt_at=now,
-    )
-    # Two concurrent transactions may queue the same event: the unique dedup key keeps one,
-    # and the savepoint keeps the loser's transaction usable.
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return None
-    return row
+    """Queue one notification in the caller's transaction (idempotent on ``dedup_key``).
+
+    Returns the new row, for callers that adjust it (recipients, immediacy), or None when the
+    event was already queued. Callers that do not need the row use ``enqueue``.
+    """
+    new_id = enqueue(session, space, category, body, dedup_key=dedup_key, now=now, subject=subject)
+    return None if new_id is None else session.get(NotificationOutbox, new_id)

@@ -17,17 +17,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from espace import trace
 from espace.clock import Clock
 from espace.crypto import DocumentCipher
 from espace.errors import AccessDenied, UnknownSpace
-from espace.models import PatientSpace, TraceRecord
-from espace.notifications import notify
-from espace.spaces import find_space_by_ins, space_facts
-from espace.trace import Source, Target, TraceEntry, TraceSigner
+from espace.models import PatientSpace, TraceHead, TraceRecord
+from espace.notifications import enqueue
+from espace.spaces import space_facts
+from espace.trace import GENESIS, HeadSnapshot, Source, Target, TraceEntry, TraceSigner
 from habilitation.model import (
     AccessRequest,
     Action,
@@ -59,6 +59,12 @@ RECORD_ACCESS_ACTIONS = frozenset(
     }
 )
 
+# Actions whose transaction holds the patient space row (``FOR NO KEY UPDATE``) from its first
+# statement: concurrent submissions to one space run one after the other, so the idempotency
+# and duplicate checks of ITI-41/ITI-42 (IHE ITI TF-3 4.1.7, 4.2.4.1) see every committed copy
+# even under READ COMMITTED. Writes to other spaces, and reads of this one, are not held up.
+SERIALIZED_ACTIONS = frozenset({Action.SUBMIT_DOCUMENT})
+
 
 @dataclass
 class Operation:
@@ -78,6 +84,10 @@ class Operation:
     detail: dict[str, Any] = field(default_factory=dict)
     outcome: str = "success"
     error_code: str = ""
+    # read with the space, in the same statement: the trace chain head (a compare-and-set guess
+    # for the append) and whether the professional already accessed the record (None: unknown)
+    trace_head: HeadSnapshot | None = None
+    accessed_before: bool | None = None
 
     @property
     def now(self) -> Any:
@@ -106,7 +116,7 @@ class Operation:
 
     def notify(self, category: str, body: str, *, dedup_key: str) -> None:
         if self.space is not None:
-            notify(self.session, self.space, category, body, dedup_key=dedup_key, now=self.now)
+            enqueue(self.session, self.space, category, body, dedup_key=dedup_key, now=self.now)
 
 
 @dataclass
@@ -138,10 +148,8 @@ class Espace:
         if target is not None:
             op.target = target
         try:
-            if space_ins is not None:
-                op.space = find_space_by_ins(session, space_ins)
-            elif space_id is not None:
-                op.space = session.get(PatientSpace, space_id)
+            if space_ins is not None or space_id is not None:
+                self._load_space(op, space_ins=space_ins, space_id=space_id)
             if op.space is not None:
                 op.space_id = op.space.id
                 op.facts = space_facts(session, op.space, self.clock.now())
@@ -155,7 +163,13 @@ class Espace:
                 raise AccessDenied(op.decision)
             yield op
             self._after_permit(op)
-            trace.append(session, self._entry(op), now=self.clock.now(), signer=self.signer)
+            trace.append(
+                session,
+                self._entry(op),
+                now=self.clock.now(),
+                signer=self.signer,
+                head=op.trace_head,
+            )
             session.commit()
         except BaseException as exc:
             session.rollback()
@@ -167,6 +181,41 @@ class Espace:
             raise
         finally:
             session.close()
+
+    def _load_space(self, op: Operation, *, space_ins: str | None, space_id: str | None) -> None:
+        """Load the space, its trace head and the first-access fact in one statement.
+
+        For ``SERIALIZED_ACTIONS`` the space row is locked ``FOR NO KEY UPDATE`` (PostgreSQL;
+        SQLite's ``BEGIN IMMEDIATE`` already serializes writers): this does not conflict with
+        the ``FOR KEY SHARE`` locks that inserts referencing the space take.
+        """
+        statement: Select[*tuple[Any, ...]] = select(
+            PatientSpace, TraceHead.seq, TraceHead.hash
+        ).outerjoin(TraceHead, TraceHead.space_key == PatientSpace.id)
+        check_first_access = (
+            op.actor.kind is ActorKind.PROFESSIONAL and op.action in RECORD_ACCESS_ACTIONS
+        )
+        if check_first_access:
+            statement = statement.add_columns(
+                exists()
+                .where(_record_accesses(PatientSpace.id, op.actor.id))
+                .label("accessed_before")
+            )
+        if space_ins is not None:
+            statement = statement.where(PatientSpace.ins == space_ins)
+        else:
+            statement = statement.where(PatientSpace.id == space_id)
+        if op.action in SERIALIZED_ACTIONS:
+            statement = statement.with_for_update(key_share=True, of=PatientSpace)
+        row = op.session.execute(statement).first()
+        if row is None:
+            return
+        op.space = row[0]
+        op.trace_head = (
+            HeadSnapshot(0, GENESIS) if row[1] is None else HeadSnapshot(int(row[1]), row[2])
+        )
+        if check_first_access:
+            op.accessed_before = bool(row[3])
 
     def _after_permit(self, op: Operation) -> None:
         if op.space is None:
@@ -180,17 +229,17 @@ class Espace:
                 dedup_key=f"emergency:{op.space.id}:{actor.id}:{op.source.request_id or op.now}",
             )
         if actor.kind is ActorKind.PROFESSIONAL and op.action in RECORD_ACCESS_ACTIONS:
-            seen = op.session.execute(
-                select(TraceRecord.id)
-                .where(
-                    TraceRecord.space_key == op.space.id,
-                    TraceRecord.actor_id == actor.id,
-                    TraceRecord.outcome == "success",
-                    TraceRecord.action.in_([str(a) for a in RECORD_ACCESS_ACTIONS]),
-                )
-                .limit(1)
-            ).first()
+            seen = op.accessed_before
             if seen is None:
+                seen = (
+                    op.session.execute(
+                        select(TraceRecord.id)
+                        .where(_record_accesses(op.space.id, actor.id))
+                        .limit(1)
+                    ).first()
+                    is not None
+                )
+            if not seen:
                 op.notify(
                     "first_access",
                     f"{actor.name or actor.id} a accédé pour la première fois à votre dossier "
@@ -214,7 +263,14 @@ class Espace:
 
     def _trace_failure(self, op: Operation) -> None:
         with self.session_factory() as session:
-            trace.append(session, self._entry(op), now=self.clock.now(), signer=self.signer)
+            # the head read by the rolled-back transaction is still a fair guess (compare-and-set)
+            trace.append(
+                session,
+                self._entry(op),
+                now=self.clock.now(),
+                signer=self.signer,
+                head=op.trace_head,
+            )
             session.commit()
 
     def record(self, entry: TraceEntry) -> None:
@@ -222,3 +278,13 @@ class Espace:
         with self.session_factory() as session:
             trace.append(session, entry, now=self.clock.now(), signer=self.signer)
             session.commit()
+
+
+def _record_accesses(space_key: Any, actor_id: str) -> Any:
+    """The WHERE clause of the successful record accesses of ``actor_id`` in a space's trace."""
+    return (
+        (TraceRecord.space_key == space_key)
+        & (TraceRecord.actor_id == actor_id)
+        & (TraceRecord.outcome == "success")
+        & TraceRecord.action.in_(sorted(str(a) for a in RECORD_ACCESS_ACTIONS))
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, union_all
 from sqlalchemy.orm import Session
 
 from espace.clock import as_utc
@@ -52,35 +52,46 @@ def find_space_by_ins(session: Session, ins: str) -> PatientSpace | None:
 
 
 def space_facts(session: Session, space: PatientSpace, now: datetime) -> SpaceFacts:
-    """Snapshot the consent state of ``space`` for the policy decision point."""
-    links = session.execute(
-        select(SpaceProfessionalLink.kind, SpaceProfessionalLink.professional_id).where(
-            SpaceProfessionalLink.space_id == space.id
+    """Snapshot the consent state of ``space`` for the policy decision point.
+
+    One round trip: the professional links, the active representatives and the consents of
+    referenced apps come back as one ``UNION ALL`` of (source, key, value) rows.
+    """
+    rows = session.execute(
+        union_all(
+            select(
+                literal("link").label("source"),
+                SpaceProfessionalLink.kind.label("key"),
+                SpaceProfessionalLink.professional_id.label("value"),
+            ).where(SpaceProfessionalLink.space_id == space.id),
+            select(
+                literal("rep"), SpaceRepresentative.kind, SpaceRepresentative.representative_id
+            ).where(
+                SpaceRepresentative.space_id == space.id, SpaceRepresentative.status == "active"
+            ),
+            select(literal("app"), AppConsent.app_id, AppConsent.purposes)
+            .join(ReferencedApp, ReferencedApp.id == AppConsent.app_id)
+            .where(
+                AppConsent.space_id == space.id,
+                AppConsent.withdrawn_at.is_(None),
+                ReferencedApp.status == "referenced",  # a dereferenced app loses access at once
+            ),
         )
     ).all()
     by_kind: dict[str, set[str]] = {}
-    for kind, professional_id in links:
-        by_kind.setdefault(kind, set()).add(professional_id)
+    reps: list[tuple[str, str]] = []
+    consents: dict[str, frozenset[Purpose]] = {}
+    for source, key, value in rows:
+        if source == "link":
+            by_kind.setdefault(key, set()).add(value)
+        elif source == "rep":
+            reps.append((key, value))
+        else:
+            valid = frozenset(Purpose(p) for p in unflat(value) if p in _PURPOSES)
+            consents[key] = consents.get(key, frozenset()) | valid
     minor = is_minor(space, now)
-    reps = session.execute(
-        select(SpaceRepresentative.kind, SpaceRepresentative.representative_id).where(
-            SpaceRepresentative.space_id == space.id, SpaceRepresentative.status == "active"
-        )
-    ).all()
     legal = frozenset(r for k, r in reps if k == "legal_representative") if minor else frozenset()
     protected = next((r for k, r in reps if k == "protected_adult_representative"), None)
-    consents: dict[str, frozenset[Purpose]] = {}
-    for app_id, purposes in session.execute(
-        select(AppConsent.app_id, AppConsent.purposes)
-        .join(ReferencedApp, ReferencedApp.id == AppConsent.app_id)
-        .where(
-            AppConsent.space_id == space.id,
-            AppConsent.withdrawn_at.is_(None),
-            ReferencedApp.status == "referenced",  # a dereferenced app loses access at once
-        )
-    ).all():
-        valid = frozenset(Purpose(p) for p in unflat(purposes) if p in _PURPOSES)
-        consents[app_id] = consents.get(app_id, frozenset()) | valid
     return SpaceFacts(
         space_id=space.id,
         ins=space.ins,

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from sqlalchemy import ColumnElement, and_, not_, or_, select
+from sqlalchemy import ColumnElement, and_, not_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from espace.clock import as_utc
@@ -151,21 +152,105 @@ class TraceSigner:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class HeadSnapshot:
+    """A chain head read earlier without a lock (``seq`` 0: the chain had no head row yet).
+
+    ``append`` uses it as a compare-and-set guess: one conditional write instead of a locked
+    read and a write; when another transaction moved the head meanwhile, the guess is refused
+    and the locked path runs.
+    """
+
+    seq: int
+    hash: str
+
+
 def append(
-    session: Session, entry: TraceEntry, *, now: datetime, signer: TraceSigner | None = None
+    session: Session,
+    entry: TraceEntry,
+    *,
+    now: datetime,
+    signer: TraceSigner | None = None,
+    head: HeadSnapshot | None = None,
 ) -> TraceRecord:
-    """Append one record to its space's chain, in the caller's transaction."""
+    """Append one record to its space's chain, in the caller's transaction.
+
+    With a ``head`` snapshot, the head moves only if it is still that one (``UPDATE .. WHERE
+    seq = :seen``, or ``INSERT .. ON CONFLICT DO NOTHING`` for a new chain): one statement
+    instead of ``SELECT .. FOR UPDATE`` + ``UPDATE``. Otherwise, or when the snapshot is stale,
+    the head is read ``FOR UPDATE``. Either way no two records get the same ``seq`` and every
+    record links to its predecessor's hash; the unique ``(space_key, seq)`` guards it too.
+    """
     space_key = entry.space_id or NO_SPACE
-    head = session.execute(
-        select(TraceHead).where(TraceHead.space_key == space_key).with_for_update()
+    if head is not None:
+        record = _new_record(entry, space_key, head.seq + 1, head.hash, now)
+        if _compare_and_set_head(session, space_key, head, record):
+            return _add(session, record, now, signer)
+    locked = session.execute(
+        select(TraceHead)
+        .where(TraceHead.space_key == space_key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
-    if head is None:
-        head = TraceHead(space_key=space_key, seq=0, hash=GENESIS)
-        session.add(head)
+    if locked is None:
+        locked = TraceHead(space_key=space_key, seq=0, hash=GENESIS)
+        session.add(locked)
+    record = _new_record(entry, space_key, locked.seq + 1, locked.hash, now)
+    locked.seq = record.seq
+    locked.hash = record.hash
+    return _add(session, record, now, signer)
+
+
+def _compare_and_set_head(
+    session: Session, space_key: str, seen: HeadSnapshot, record: TraceRecord
+) -> bool:
+    """Move the head from ``seen`` to ``record`` if nobody moved it since; True when done.
+
+    ``RETURNING`` says whether a row was written (a DBAPI ``rowcount`` is not reliable for
+    every statement form on every driver).
+    """
+    table = TraceHead.metadata.tables[TraceHead.__tablename__]  # Core: no ORM bulk path
+    if seen.seq == 0:
+        dialect = session.get_bind().dialect.name
+        if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the supported stores
+            return False
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        statement: Any = (
+            module.insert(table)
+            .values(space_key=space_key, seq=record.seq, hash=record.hash)
+            .on_conflict_do_nothing(index_elements=[table.c.space_key])
+            .returning(table.c.seq)
+        )
+    else:
+        statement = (
+            update(table)
+            .where(
+                table.c.space_key == space_key,
+                table.c.seq == seen.seq,
+                table.c.hash == seen.hash,
+            )
+            .values(seq=record.seq, hash=record.hash)
+            .returning(table.c.seq)
+        )
+    return session.execute(statement).first() is not None
+
+
+def _add(
+    session: Session, record: TraceRecord, now: datetime, signer: TraceSigner | None
+) -> TraceRecord:
+    session.add(record)
+    if signer is not None and record.seq % CHECKPOINT_EVERY == 0:
+        session.add(_checkpoint(record.space_key, record.seq, record.hash, now, signer))
+    return record
+
+
+def _new_record(
+    entry: TraceEntry, space_key: str, seq: int, prev_hash: str, now: datetime
+) -> TraceRecord:
     actor = entry.actor
     record = TraceRecord(
         space_key=space_key,
-        seq=head.seq + 1,
+        seq=seq,
         recorded_at=now,
         event_type=entry.event_type,
         action=entry.action,
@@ -192,14 +277,9 @@ def append(
         source_address=entry.source.address,
         software=entry.source.software[:200],
         detail=dict(entry.detail),
-        prev_hash=head.hash,
+        prev_hash=prev_hash,
     )
     record.hash = record_hash(record)
-    session.add(record)
-    head.seq = record.seq
-    head.hash = record.hash
-    if signer is not None and record.seq % CHECKPOINT_EVERY == 0:
-        session.add(_checkpoint(space_key, record.seq, record.hash, now, signer))
     return record
 
 

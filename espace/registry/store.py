@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, String, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from espace.models import (
@@ -194,6 +195,107 @@ def latest_by_unique_id(session: Session, unique_id: str) -> DocumentEntryRow | 
         .order_by(DocumentEntryRow.version.desc())
         .limit(1)
     ).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class KnownEntry:
+    """What the registry already holds under a document uniqueId (its latest version)."""
+
+    entry_uuid: str
+    space_id: str
+    hash: str
+    size: int
+    version: int
+
+
+@dataclass(slots=True)
+class KnownUniqueIds:
+    """The uniqueIds of a submission that the registry already holds (ITI TF-3 4.2.4.1)."""
+
+    documents: dict[str, KnownEntry] = field(default_factory=dict)
+    submission_set: tuple[str, str] | None = None  # (entryUUID, space id)
+    folders: set[str] = field(default_factory=set)
+
+
+def known_unique_ids(
+    session: Session,
+    *,
+    documents: list[str],
+    submission_set: str,
+    folders: list[str],
+) -> KnownUniqueIds:
+    """Look every uniqueId of one submission up in one statement (``UNION ALL`` of the
+    DocumentEntry, SubmissionSet and Folder tables); a document uniqueId answers its latest
+    version, as ``latest_by_unique_id`` does."""
+    entry, ss, folder = DocumentEntryRow, SubmissionSetRow, FolderRow
+    parts = [
+        select(
+            literal("ss").label("kind"),
+            ss.unique_id,
+            ss.entry_uuid,
+            ss.space_id,
+            literal("", String).label("hash"),
+            literal(0, Integer).label("size"),
+            literal(0, Integer).label("version"),
+        ).where(ss.unique_id == submission_set)
+    ]
+    if documents:
+        parts.append(
+            select(
+                literal("doc"),
+                entry.unique_id,
+                entry.entry_uuid,
+                entry.space_id,
+                entry.hash,
+                entry.size,
+                entry.version,
+            ).where(entry.unique_id.in_(sorted(set(documents))))
+        )
+    if folders:
+        parts.append(
+            select(
+                literal("folder"),
+                folder.unique_id,
+                folder.entry_uuid,
+                folder.space_id,
+                literal("", String),
+                literal(0, Integer),
+                literal(0, Integer),
+            ).where(folder.unique_id.in_(sorted(set(folders))))
+        )
+    known = KnownUniqueIds()
+    for kind, unique_id, entry_uuid, space_id, hash_, size, version in session.execute(
+        union_all(*parts)
+    ).all():
+        if kind == "ss":
+            known.submission_set = (entry_uuid, space_id)
+        elif kind == "folder":
+            known.folders.add(unique_id)
+        else:
+            current = known.documents.get(unique_id)
+            if current is None or int(version) > current.version:
+                known.documents[unique_id] = KnownEntry(
+                    entry_uuid, space_id, hash_, int(size or 0), int(version)
+                )
+    return known
+
+
+def existing_entry_uuids(session: Session, values: list[str]) -> set[str]:
+    """Which of ``values`` already name a registry object (entry, set, folder, association),
+    in one statement."""
+    if not values:
+        return set()
+    wanted = sorted(set(values))
+    return set(
+        session.execute(
+            union_all(
+                *(
+                    select(model.entry_uuid).where(model.entry_uuid.in_(wanted))
+                    for model in (DocumentEntryRow, SubmissionSetRow, FolderRow, AssociationRow)
+                )
+            )
+        ).scalars()
+    )
 
 
 def flat_codes(row_value: str) -> frozenset[str]:

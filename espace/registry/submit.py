@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from espace.models import (
     AssociationRow,
@@ -49,8 +50,9 @@ from espace.registry.model import (
 from espace.registry.store import (
     association_row,
     document_row,
+    existing_entry_uuids,
     is_uuid,
-    latest_by_unique_id,
+    known_unique_ids,
     new_uuid,
     parse_cx,
     parse_dtm,
@@ -311,10 +313,18 @@ def submit_document_set(
                         doc.id,
                     )
 
-    # -- already known unique ids: idempotent re-submission or conflict
+    # -- already known unique ids: idempotent re-submission or conflict. The space row is held
+    # since the transaction began (Espace.operation, SERIALIZED_ACTIONS), so a concurrent copy
+    # of this submission has committed or rolled back before these reads (IHE ITI TF-3 4.1.7).
+    known = known_unique_ids(
+        session,
+        documents=[d.unique_id for d in docs],
+        submission_set=ss.unique_id,
+        folders=[f.unique_id for f in request.folders],
+    )
     reused: dict[str, str] = {}
     for doc in docs:
-        existing = latest_by_unique_id(session, doc.unique_id)
+        existing = known.documents.get(doc.unique_id)
         if existing is None:
             continue
         if existing.space_id != space.id:
@@ -330,9 +340,7 @@ def submit_document_set(
                 Code_.NON_IDENTICAL_SIZE, f"{doc.unique_id} exists with another size", doc.unique_id
             )
         reused[doc.id] = existing.entry_uuid
-    existing_ss = session.execute(
-        select(SubmissionSetRow).where(SubmissionSetRow.unique_id == ss.unique_id)
-    ).scalar_one_or_none()
+    existing_ss = known.submission_set  # (entryUUID, space id)
     stored_bytes: set[str] = set()  # documents whose bytes the repository already holds
     if existing_ss is None and register_resubmissions and reused:
         for doc in docs:
@@ -340,16 +348,11 @@ def submit_document_set(
                 stored_bytes.add(doc.id)
         reused = {}
     if existing_ss is not None:
-        if (
-            existing_ss.space_id == space.id
-            and docs
-            and len(reused) == len(docs)
-            and not request.folders
-        ):
+        if existing_ss[1] == space.id and docs and len(reused) == len(docs) and not request.folders:
             op.detail.update({"idempotent": True, "submission_set": ss.unique_id})
             _set_target(op, docs)
             return SubmitResult(
-                existing_ss.entry_uuid,
+                existing_ss[0],
                 dict(reused),
                 [d.unique_id for d in docs],
                 already_present=[d.unique_id for d in docs],
@@ -360,9 +363,7 @@ def submit_document_set(
             ss.unique_id,
         )
     for folder in request.folders:
-        if session.execute(
-            select(FolderRow.entry_uuid).where(FolderRow.unique_id == folder.unique_id)
-        ).first():
+        if folder.unique_id in known.folders:
             raise _fail(
                 Code_.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
                 "folder uniqueId already used",
@@ -370,17 +371,29 @@ def submit_document_set(
             )
 
     # -- entry UUIDs (symbolic ids get fresh UUIDs; ITI TF-3 4.2.3.1.1)
-    ids: dict[str, str] = {}
-    for obj_id in (
+    object_ids = (
         [ss.id]
         + [d.id for d in docs]
         + [f.id for f in request.folders]
         + [a.id for a in request.associations]
-    ):
+    )
+    # every UUID the submission names (its objects, its associations' ends) looked up at once
+    in_registry = existing_entry_uuids(
+        session,
+        [
+            v
+            for v in object_ids
+            + [a.source for a in request.associations]
+            + [a.target for a in request.associations]
+            if v not in reused and is_uuid(v)
+        ],
+    )
+    ids: dict[str, str] = {}
+    for obj_id in object_ids:
         if obj_id in reused:
             ids[obj_id] = reused[obj_id]
         elif is_uuid(obj_id):
-            if _uuid_exists(op, obj_id):
+            if obj_id in in_registry:
                 raise _fail(
                     Code_.REGISTRY_METADATA_ERROR, f"entryUUID {obj_id} already in registry", obj_id
                 )
@@ -394,6 +407,7 @@ def submit_document_set(
     doc_ids = {d.id for d in docs}
     folder_ids = {f.id for f in request.folders}
     members = set()
+    known_folders: set[str] = set()  # folders already registered that this submission fills
     deprecate: list[DocumentEntryRow] = []
     moves: list[tuple[str, str]] = []  # (replaced uuid, new uuid)
     for assoc in request.associations:
@@ -418,11 +432,15 @@ def submit_document_set(
                             assoc.id,
                         )
                     members.add(assoc.target)
-                elif not (assoc.target in folder_ids or _known(assoc.target, ids, op)):
+                elif not (
+                    assoc.target in folder_ids or assoc.target in ids or assoc.target in in_registry
+                ):
                     raise _fail(
                         Code_.REGISTRY_METADATA_ERROR, f"unresolved target {assoc.target}", assoc.id
                     )
             elif assoc.source in folder_ids or _folder_exists(op, assoc.source):
+                if assoc.source not in folder_ids:
+                    known_folders.add(assoc.source)
                 if not (assoc.target in doc_ids or _doc_visible(op, assoc.target) is not None):
                     if _of_another_patient(op, assoc.target):
                         raise _fail(
@@ -564,7 +582,17 @@ def submit_document_set(
                 metadata_json=to_json(folder),
             )
         )
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # a uniqueId (SubmissionSet, Folder, repository document) or entryUUID was taken by a
+        # concurrent submission to another space since the checks above (same-space copies
+        # are serialized on the space row): what a sequential run answers (ITI TF-3 4.2.4.1)
+        raise _fail(
+            Code_.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
+            "uniqueId already used (registered concurrently)",
+            ss.unique_id,
+        ) from None
     for assoc in request.associations:
         if assoc.source in reused:
             continue
@@ -576,8 +604,8 @@ def submit_document_set(
             slots=assoc.slots,
         )
         session.add(association_row(stored, space_id=space.id))
-        if stored.type == HAS_MEMBER and stored.source in {ids[f] for f in folder_ids} | set(
-            _folder_uuids(op, [stored.source])
+        if stored.type == HAS_MEMBER and (
+            assoc.source in folder_ids or assoc.source in known_folders
         ):
             _touch_folder(op, stored.source)
     for row in deprecate + _addenda_and_transforms(op, [r.entry_uuid for r in deprecate]):
@@ -633,18 +661,6 @@ def _facts(doc: DocumentEntry, entry_uuid: str) -> DocumentFacts:
         author_ids=doc.author_ids,
         author_structure_ids=doc.author_structure_ids,
     )
-
-
-def _uuid_exists(op: Operation, value: str) -> bool:
-    s = op.session
-    return any(
-        s.execute(select(model.entry_uuid).where(model.entry_uuid == value)).first() is not None
-        for model in (DocumentEntryRow, SubmissionSetRow, FolderRow, AssociationRow)
-    )
-
-
-def _known(value: str, ids: dict[str, str], op: Operation) -> bool:
-    return value in ids or (is_uuid(value) and _uuid_exists(op, value))
 
 
 def _addenda_and_transforms(op: Operation, replaced: list[str]) -> list[DocumentEntryRow]:

@@ -111,11 +111,8 @@ def test_concurrent_replays_of_one_iti41_store_one_document(
     results = _replay_batch(live_server, pki, clock, doc, REPLAYS)
     assert all(r[0] < 500 for r in results), [r[0] for r in results]
     answers = [parse_response(*r) for r in results]
-    # every replay is answered Success (idempotent), except the race reported below on
-    # PostgreSQL; never anything else
-    race = {("Failure", (DUPLICATE,)), ("Failure", ("XDSRepositoryError",))}
-    allowed = {("Success", ())} | (race if POSTGRES else set())
-    assert {(a.status_value(), tuple(a.error_codes())) for a in answers} <= allowed
+    # every replay is answered Success (idempotent, IHE ITI TF-3 4.1.7), on both databases
+    assert {(a.status_value(), tuple(a.error_codes())) for a in answers} == {("Success", ())}
     assert [a.status_value() for a in answers].count("Success") >= 1
     assert _counts(espace, doc.unique_id) == (1, 1)
     with espace.session_factory() as session:
@@ -125,20 +122,6 @@ def test_concurrent_replays_of_one_iti41_store_one_document(
         )
 
 
-@pytest.mark.xfail(
-    condition=POSTGRES,
-    strict=True,
-    reason=(
-        "server bug (PostgreSQL, READ COMMITTED): a replay of an ITI-41 that runs while the "
-        "first copy commits gets RegistryResponse Failure XDSDuplicateUniqueIdInRegistry "
-        "'submission set uniqueId already used' instead of the idempotent Success "
-        "(espace/registry/submit.py: the document uniqueIds are looked up before the first "
-        "copy commits, the submission set after it), or Failure XDSRepositoryError 'internal "
-        "error' when the insert hits uq_document_content_repository_unique_id "
-        "(IntegrityError); one document is stored, but the sender is told its submission "
-        "failed"
-    ),
-)
 def test_concurrent_replays_are_all_answered_success(
     live_server: str, world: World, pki: Any, clock: FrozenClock
 ) -> None:
