@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
 from collections.abc import Mapping
@@ -31,6 +32,8 @@ _ID = re.compile(r"<([^<>\s]+)>")
 _TAGS = re.compile(r"<[^>]+>")
 _OUT_POLICY = policy.SMTP.clone(max_line_length=998)  # CRLF; no folding of message ids
 _IN_POLICY = policy.SMTP
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_MAX_DEPTH = 20  # nesting of multiparts accepted on the fast path (the stdlib one takes over)
 
 
 class MimeProblem(StrEnum):
@@ -93,6 +96,133 @@ def _report_fields(part: Message) -> dict[str, str]:
     return fields
 
 
+class _Irregular(Exception):
+    """The message is not the regular case the fast splitter handles: use the stdlib parser."""
+
+
+def _split_headers(raw: bytes, start: int, end: int) -> tuple[bytes, int]:
+    """Header block (up to and including the empty line) and body offset (RFC 5322 §2.1)."""
+    if raw.startswith(b"\r\n", start, end):
+        return b"", start + 2
+    if raw.startswith(b"\n", start, end):
+        return b"", start + 1
+    found = _HEADER_END.search(raw, start, end)
+    if found is None:
+        return raw[start:end], end
+    return raw[start : found.end()], found.end()
+
+
+def _delimiters(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int, bool]]:
+    """(line start, line end, closing) of each delimiter line ``--boundary[--]`` in a body."""
+    marker = b"--" + boundary
+    found: list[tuple[int, int, bool]] = []
+    at = raw.find(marker, start, end)
+    while at >= 0:
+        if at > start and raw[at - 1] == 0x0D:
+            raise _Irregular  # a lone CR ends a line for the stdlib parser
+        if at == start or raw[at - 1] == 0x0A:  # only at the start of a line
+            tail = at + len(marker)
+            closing = raw.startswith(b"--", tail, end)
+            if closing:
+                tail += 2
+            while tail < end and raw[tail] in (0x20, 0x09):  # transport padding
+                tail += 1
+            if raw.startswith(b"\r", tail, end) and not raw.startswith(b"\r\n", tail, end):
+                raise _Irregular
+            if tail == end or raw.startswith(b"\r\n", tail, end) or raw[tail] == 0x0A:
+                found.append((at, tail, closing))
+                if closing:
+                    break
+        at = raw.find(marker, at + len(marker), end)
+    return found
+
+
+def _entity(
+    raw: bytes, start: int, end: int, bodies: dict[int, memoryview], depth: int
+) -> EmailMessage:
+    """One MIME entity ``raw[start:end]``: headers by the stdlib parser, bodies split here.
+
+    RFC 2046 §5.1.1: a delimiter is a line ``--boundary`` (``--boundary--`` closes), optionally
+    followed by linear white space; the line break before it belongs to the delimiter. Anything
+    the stdlib would flag as a defect raises :class:`_Irregular`.
+    """
+    head, body = _split_headers(raw, start, end)
+    if head.count(b"\r") != head.count(b"\r\n"):
+        raise _Irregular  # a lone CR ends a header line for the stdlib parser
+    part = BytesParser(policy=_IN_POLICY).parsebytes(head, headersonly=True)
+    if not isinstance(part, EmailMessage) or part.defects:
+        raise _Irregular
+    maintype = part.get_content_maintype()
+    if maintype == "message":
+        # reports and forwarded messages are small: the stdlib parses their inner structure
+        whole = BytesParser(policy=_IN_POLICY).parsebytes(raw[start:end])
+        if not isinstance(whole, EmailMessage) or whole.defects:
+            raise _Irregular
+        return whole
+    if maintype != "multipart":
+        view = memoryview(raw)[body:end]
+        part.set_payload(str(view, "ascii", "surrogateescape"))
+        bodies[id(part)] = view
+        return part
+    boundary = part.get_boundary()
+    if (
+        depth >= _MAX_DEPTH
+        or not boundary
+        or not boundary.isascii()
+        or part.get_content_subtype() == "digest"  # children default to message/rfc822
+        or str(part.get("Content-Transfer-Encoding", "7bit")).lower()
+        not in ("7bit", "8bit", "binary")
+    ):
+        raise _Irregular
+    found = _delimiters(raw, body, end, boundary.encode("ascii"))
+    if len(found) < 2 or not found[-1][2]:
+        raise _Irregular  # no start or no close delimiter: let the stdlib report the defect
+    children: list[Message | str] = []
+    for (_, after, _), (line, _, _) in zip(found, found[1:], strict=False):
+        first = after + (2 if raw.startswith(b"\r\n", after, line) else 1)
+        last = line - 1  # the line break before a delimiter belongs to it
+        if last > first and raw[last - 1] == 0x0D:
+            last -= 1
+        if last <= first:
+            raise _Irregular  # consecutive delimiters: the stdlib skips such parts
+        children.append(_entity(raw, first, last, bodies, depth + 1))
+    part.set_payload(children)
+    return part
+
+
+def _parse_tree(raw: bytes) -> tuple[EmailMessage, dict[int, memoryview]]:
+    """The MIME tree of ``raw`` and, for each leaf part, its still-encoded body bytes.
+
+    The stdlib's feed parser walks a message line by line (about 150 ms for a 1.4 MB XDM
+    message on the bench machine); this splitter only lets it parse header blocks and finds
+    the boundaries with ``bytes.find``, so a 1 MB attachment costs a few milliseconds.
+    Messages that are not regular (lone CRs, missing delimiters, header defects,
+    multipart/digest, deep nesting) go through the stdlib parser as before, so both paths
+    give the same :class:`EmailMessage` tree.
+    """
+    bodies: dict[int, memoryview] = {}
+    try:
+        return _entity(raw, 0, len(raw), bodies, 0), bodies
+    except _Irregular:
+        bodies.clear()
+    msg = BytesParser(policy=_IN_POLICY).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    return msg, bodies
+
+
+def _decoded(part: Message, bodies: Mapping[int, memoryview]) -> bytes:
+    """A leaf part's decoded content; base64 straight from the received bytes (RFC 2045 §6.8)."""
+    body = bodies.get(id(part))
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if body is not None and cte == "base64":
+        try:
+            return binascii.a2b_base64(body)
+        except (binascii.Error, ValueError):
+            pass  # the stdlib's lenient decoder below records the defect
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
 def disposition_status(disposition: str) -> tuple[str, str]:
     """Map an RFC 8098 ``Disposition`` to (status, detail): ANS and IHE wordings alike.
 
@@ -119,8 +249,7 @@ def parse_message(
     is still recognised. Raises :class:`MimeError` or :class:`mssante.xdm.XdmError`.
     """
     try:
-        # policy.SMTP (CRLF) parses SMTP's CRLF lines about twice as fast as policy.default
-        msg = BytesParser(policy=_IN_POLICY).parsebytes(raw)
+        msg, bodies = _parse_tree(raw)
     except Exception as exc:  # the email package is lenient; anything raised is malformed
         raise MimeError(MimeProblem.MALFORMED, f"unparseable message: {exc}") from None
     if msg.defects and any("Missing" in type(d).__name__ for d in msg.defects):
@@ -179,8 +308,7 @@ def parse_message(
         filename = part.get_filename()
         disposition = part.get_content_disposition()
         if filename or disposition == "attachment":
-            payload = part.get_payload(decode=True)
-            content = payload if isinstance(payload, bytes) else b""
+            content = _decoded(part, bodies)
             if len(content) > max_attachment_bytes:
                 raise MimeError(
                     MimeProblem.ATTACHMENT_TOO_LARGE,
