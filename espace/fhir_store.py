@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Boolean,
@@ -38,6 +38,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    insert,
     not_,
     or_,
     select,
@@ -363,28 +364,28 @@ def _stamp(resource: dict[str, Any], rid: str, version: int, now: datetime, sour
     return json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
 
 
-def _reindex(session: Session, row: FhirResourceRow, resource: dict[str, Any] | None) -> None:
-    session.execute(
-        delete(FhirSearchIndex).where(
-            FhirSearchIndex.resource_type == row.resource_type,
-            FhirSearchIndex.resource_id == row.id,
-        )
-    )
-    if resource is None:
-        return
-    for param, system, code, lo, hi in index_values(resource):
-        session.add(
-            FhirSearchIndex(
-                space_id=row.space_id,
-                resource_type=row.resource_type,
-                resource_id=row.id,
-                param=param,
-                system=system,
-                code=code,
-                date_lo=lo,
-                date_hi=hi,
+def _reindex(
+    session: Session, row: FhirResourceRow, resource: dict[str, Any] | None, *,
+    fresh: bool = False,
+) -> None:
+    """Replace the index rows of ``row`` (none to delete when ``fresh``: a new id), inserted
+    in one multi-row statement rather than one ORM object each."""
+    if not fresh:
+        session.execute(
+            delete(FhirSearchIndex).where(
+                FhirSearchIndex.resource_type == row.resource_type,
+                FhirSearchIndex.resource_id == row.id,
             )
         )
+    if resource is None:
+        return
+    values = [
+        {"space_id": row.space_id, "resource_type": row.resource_type, "resource_id": row.id,
+         "param": param, "system": system, "code": code, "date_lo": lo, "date_hi": hi}
+        for param, system, code, lo, hi in index_values(resource)
+    ]
+    if values:
+        session.execute(insert(FhirSearchIndex), values)
 
 
 def _version(session: Session, row: FhirResourceRow, method: str) -> None:
@@ -417,7 +418,8 @@ def create(
     """Store a new resource (server-assigned id unless ``resource_id`` is given and free)."""
     rtype = str(resource["resourceType"])
     rid = resource_id or new_id()
-    if not id_is_free(session, rtype, rid):
+    # a server-assigned UUID (RFC 9562 v4) is not looked up: the primary key still guards it
+    if resource_id is not None and not id_is_free(session, rtype, rid):
         raise Conflict(f"{rtype}/{rid} already exists", code="duplicate_id")
     row = FhirResourceRow(
         resource_type=rtype,
@@ -437,7 +439,7 @@ def create(
     session.add(row)
     session.flush()
     _version(session, row, "POST")
-    _reindex(session, row, resource)
+    _reindex(session, row, resource, fresh=True)
     return row
 
 
@@ -621,11 +623,32 @@ def _where(query: SearchQuery) -> list[ColumnElement[bool]]:
     return where
 
 
-def search(session: Session, query: SearchQuery) -> tuple[int, list[FhirResourceRow]]:
-    """Total and one page, every filter in SQL before counting and paging."""
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a search: its rows and the total (``None`` when not asked for)."""
+
+    total: int | None
+    rows: list[FhirResourceRow]
+
+
+class StoredJson(NamedTuple):
+    """What a searchset needs of a current resource: its type, id and stored JSON text."""
+
+    resource_type: str
+    id: str
+    json: str
+
+
+@dataclass(frozen=True, slots=True)
+class JsonPage:
+    """One page of a search as :class:`StoredJson` rows (no ORM entities to build)."""
+
+    total: int | None
+    rows: list[StoredJson]
+
+
+def _order(query: SearchQuery) -> list[Any]:
     row = FhirResourceRow
-    where = _where(query)
-    total = int(session.execute(select(func.count()).select_from(row).where(*where)).scalar_one())
     order: list[Any] = []
     for param, desc in query.sort:
         column: Any = row.last_updated if param == "_lastUpdated" else row.sort_date
@@ -634,19 +657,66 @@ def search(session: Session, query: SearchQuery) -> tuple[int, list[FhirResource
         order.append(column.desc() if desc else column.asc())
     order.append(row.last_updated.desc() if not query.sort else row.id.asc())
     order.append(row.id.asc())
-    rows = list(
-        session.execute(
-            select(row).where(*where).order_by(*order).offset(query.offset).limit(query.count)
-        ).scalars()
-    )
-    return total, rows
+    return order
+
+
+def search_page(session: Session, query: SearchQuery, *, want_total: bool = True) -> Page:
+    """One page of ORM rows (for callers that write them), see :func:`_page`."""
+    total, rows = _page(session, query, (FhirResourceRow,), want_total)
+    return Page(total, [found[0] for found in rows])
+
+
+def search_json_page(
+    session: Session, query: SearchQuery, *, want_total: bool = True
+) -> JsonPage:
+    """One page of (type, id, stored JSON) tuples: what a searchset splices, read without
+    building ORM entities, see :func:`_page`."""
+    row = FhirResourceRow
+    total, rows = _page(session, query, (row.resource_type, row.id, row.json), want_total)
+    return JsonPage(total, [StoredJson(r[0], r[1], r[2]) for r in rows])
+
+
+def _page(
+    session: Session, query: SearchQuery, columns: tuple[Any, ...], want_total: bool
+) -> tuple[int | None, Sequence[Any]]:
+    """One page, every filter in SQL before counting and paging (search.html §3.1.1.1).
+
+    The total comes with the page in one statement (``count(*) OVER ()``, evaluated over every
+    matching row before ``LIMIT``). A second ``count`` runs only when the page is empty past
+    the first one, and no count at all when ``want_total`` is false (``_total=none``,
+    search.html#total). ``_count=0`` (``_summary=count``) runs the count alone."""
+    where = _where(query)
+    if query.count == 0:
+        return (_count(session, where) if want_total else None), []
+    statement = select(*columns)
+    if want_total:
+        statement = statement.add_columns(func.count().over().label("total"))
+    statement = statement.where(*where).order_by(*_order(query))
+    rows = session.execute(statement.offset(query.offset).limit(query.count)).all()
+    if not want_total:
+        return None, rows
+    if rows:
+        return int(rows[0][-1]), rows
+    return (_count(session, where) if query.offset else 0), rows
+
+
+def _count(session: Session, where: list[ColumnElement[bool]]) -> int:
+    statement = select(func.count()).select_from(FhirResourceRow).where(*where)
+    return int(session.execute(statement).scalar_one())
+
+
+def search(session: Session, query: SearchQuery) -> tuple[int, list[FhirResourceRow]]:
+    """Total and one page (:func:`search_page` with the total)."""
+    page = search_page(session, query)
+    assert page.total is not None
+    return page.total, page.rows
 
 
 def includes(
     session: Session,
     space_id: str,
     bricks: frozenset[str],
-    rows: Sequence[FhirResourceRow],
+    rows: Sequence[FhirResourceRow | StoredJson],
     resource_type: str,
     param: str,
     target: str | None = None,

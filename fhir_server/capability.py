@@ -5,6 +5,7 @@ work (a test walks every declared interaction, search parameter, _include and _r
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from espace.fhir_store import SEARCH_PARAMS
@@ -54,6 +55,13 @@ def _common(ptypes: dict[str, str], patient: bool) -> list[dict[str, Any]]:
 
 
 def capability_statement(base_url: str, now_text: str) -> dict[str, Any]:
+    """The CapabilityStatement (FHIR R4 capabilitystatement.html) at ``now_text``: built once
+    per base URL (the tables do not change while the process runs), dated per request."""
+    return {**_statement(base_url), "date": now_text}
+
+
+@lru_cache(maxsize=16)
+def _statement(base_url: str) -> dict[str, Any]:
     resources: list[dict[str, Any]] = []
     for rtype in sorted(STORED_TYPES):
         specs = SEARCH_PARAMS.get(rtype, {})
@@ -100,7 +108,7 @@ def capability_statement(base_url: str, now_text: str) -> dict[str, Any]:
         "title": "Mon espace santé FHIR R4 server",
         "status": "active",
         "experimental": False,
-        "date": now_text,
+        "date": "",
         "publisher": "mes-server",
         "kind": "instance",
         "software": {"name": "mes-server", "version": SOFTWARE_VERSION},

@@ -36,7 +36,14 @@ from fhir_server.routing import (
     WRITE,
     brick_of,
 )
-from fhir_server.search import MAX_REVINCLUDE, ParsedSearch, parse, searchset
+from fhir_server.search import (
+    MAX_REVINCLUDE,
+    ParsedSearch,
+    RawResource,
+    Resource,
+    parse,
+    searchset,
+)
 from habilitation.model import AccessRequest, Action, ActorKind
 
 # The reference to the patient, per type (R4 compartment "Patient").
@@ -54,6 +61,11 @@ PATIENT_FIELDS: dict[str, str] = {
     "CommunicationRequest": "subject",
     "Device": "patient",
 }
+def raw_resource(row: store.FhirResourceRow | store.StoredJson) -> RawResource:
+    """The current version as stored: spliced into a searchset without decoding."""
+    return RawResource(row.resource_type, row.id, row.json)
+
+
 ETAG_RE = re.compile(r'^(?:W/)?"(\d+)"$')
 
 
@@ -226,11 +238,12 @@ class FhirRepository:
             count=0 if parsed.summary_count else parsed.count,
             offset=parsed.offset,
         )
-        total, rows = store.search(self.session, query)
-        included: list[dict[str, Any]] = []
+        page = store.search_json_page(self.session, query, want_total=parsed.want_total)
+        rows = page.rows
+        included: list[Resource] = []
         for itype, param in parsed.includes:
             included.extend(
-                store.resource_of(r)
+                raw_resource(r)
                 for r in store.includes(
                     self.session, self.space.id, self.readable, rows, itype, param
                 )
@@ -238,19 +251,19 @@ class FhirRepository:
         revincluded, warnings = self.revincluded(
             rtype, [r.id for r in rows], parsed.revincludes)
         return searchset(
-            base=self.base, path=path, raw=parsed.used, total=total, offset=parsed.offset,
-            count=parsed.count, matches=[store.resource_of(r) for r in rows],
+            base=self.base, path=path, raw=parsed.used, total=page.total,
+            offset=parsed.offset, count=parsed.count, matches=[raw_resource(r) for r in rows],
             included=included + revincluded, now=self.op.now, warnings=warnings,
         )
 
     def revincluded(
         self, target_type: str, target_ids: Sequence[str],
         revincludes: Sequence[tuple[str, str]],
-    ) -> tuple[list[dict[str, Any]], list[str]]:
+    ) -> tuple[list[Resource], list[str]]:
         """The resources ``_revinclude`` adds to a page (search.html#revinclude), and a warning
         when there are more than ``MAX_REVINCLUDE``. Same isolation as ``_include``: this
         space only, readable bricks only, pushed into SQL; nothing when nothing matched."""
-        found: list[dict[str, Any]] = []
+        found: list[Resource] = []
         seen: set[tuple[str, str]] = set()
         warnings: list[str] = []
         if not target_ids:
@@ -271,7 +284,7 @@ class FhirRepository:
             for row in rows:
                 if (row.resource_type, row.id) not in seen:
                     seen.add((row.resource_type, row.id))
-                    found.append(store.resource_of(row))
+                    found.append(raw_resource(row))
             if len(found) >= MAX_REVINCLUDE:
                 break
         return found, warnings

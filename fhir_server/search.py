@@ -8,6 +8,8 @@ links (``self``/``first``/``previous``/``next``) and ``search.mode`` match/inclu
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -97,6 +99,7 @@ class ParsedSearch:
     includes: list[tuple[str, str]] = field(default_factory=list)  # (type, param)
     revincludes: list[tuple[str, str]] = field(default_factory=list)  # (source type, param)
     summary_count: bool = False
+    want_total: bool = True  # _total=none: no Bundle.total, no count (search.html#total)
     patient_refs: list[str] = field(default_factory=list)
     patient_identifiers: list[str] = field(default_factory=list)  # system|INS
     raw: list[tuple[str, str]] = field(default_factory=list)
@@ -171,6 +174,10 @@ def parse(
                           "unknown_revinclude")
             if (source, param) not in parsed.revincludes:
                 parsed.revincludes.append((source, param))
+        elif name == "_total":
+            if value not in ("none", "estimate", "accurate"):
+                raise bad(f"unsupported _total {value!r}", "unsupported_total")
+            parsed.want_total = value != "none"
         elif name == "_summary":
             if value != "count":
                 raise bad("only _summary=count is supported", "unsupported_summary")
@@ -219,21 +226,85 @@ def instant(value: datetime) -> str:
     return as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class RawResource:
+    """A stored resource as its stored JSON text, spliced verbatim into a response body.
+
+    The stored text is what ``read`` returns (``meta.versionId``/``lastUpdated`` are stamped
+    into it at write time), so a searchset entry need not decode and re-encode it (RFC 8259
+    text, written by ``json.dumps``). :func:`dumps` splices it; :func:`materialize` decodes it
+    for the consumers that need a dictionary (XML rendering)."""
+
+    __slots__ = ("resource_type", "id", "text")
+
+    def __init__(self, resource_type: str, rid: str, text: str) -> None:
+        self.resource_type = resource_type
+        self.id = rid
+        self.text = text
+
+    def value(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.text)
+        return data
+
+
+Resource = dict[str, Any] | RawResource
+
+
+def dumps(body: Any) -> str:
+    """Compact JSON of ``body`` with every :class:`RawResource` spliced as its stored text.
+
+    Each one is first encoded as a placeholder string carrying a per-call nonce and NUL
+    characters (which no stored text holds: the faces refuse NUL), then replaced in one pass."""
+    raws: list[str] = []
+    nonce = secrets.token_hex(8)
+
+    def hook(obj: Any) -> str:
+        if isinstance(obj, RawResource):
+            raws.append(obj.text)
+            return f"\x00{nonce}:{len(raws) - 1}\x00"
+        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=hook)
+    if not raws:
+        return text
+
+    def splice(match: re.Match[str]) -> str:
+        if match.group(1) != nonce:  # pragma: no cover - a stored string never holds NUL
+            return match.group(0)
+        return raws[int(match.group(2))]
+
+    return _PLACEHOLDER.sub(splice, text)
+
+
+_PLACEHOLDER = re.compile(r'"\\u0000([0-9a-f]{16}):(\d+)\\u0000"')
+
+
+def materialize(body: Any) -> Any:
+    """``body`` with every :class:`RawResource` decoded into a dictionary."""
+    if isinstance(body, RawResource):
+        return body.value()
+    if isinstance(body, dict):
+        return {k: materialize(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [materialize(v) for v in body]
+    return body
+
+
 def searchset(
     *,
     base: str,
     path: str,
     raw: Sequence[tuple[str, str]],
-    total: int,
+    total: int | None,
     offset: int,
     count: int,
-    matches: Sequence[dict[str, Any]],
-    included: Sequence[dict[str, Any]] = (),
+    matches: Sequence[Resource],
+    included: Sequence[Resource] = (),
     now: datetime,
     bundle_type: str = "searchset",
     warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """A paged Bundle (searchset or history) with its navigation links."""
+    """A paged Bundle (searchset or history) with its navigation links; no ``total`` when
+    ``total`` is ``None`` (``_total=none``), a ``next`` link then when the page is full."""
     links = [{"relation": "self", "url": page_url(base, path, raw, offset, count)}]
     if count:
         links.append({"relation": "first", "url": page_url(base, path, raw, 0, count)})
@@ -242,20 +313,22 @@ def searchset(
                 {"relation": "previous",
                  "url": page_url(base, path, raw, max(0, offset - count), count)}
             )
-        if offset + count < total:
+        more = len(matches) >= count if total is None else offset + count < total
+        if more:
             links.append(
                 {"relation": "next", "url": page_url(base, path, raw, offset + count, count)}
             )
+    match_mode = {"mode": "match"}
+    include_mode = {"mode": "include"}
     entries: list[dict[str, Any]] = []
     for resource in matches:
         entry = {"fullUrl": full_url(base, resource), "resource": resource}
         if bundle_type == "searchset":
-            entry["search"] = {"mode": "match"}
+            entry["search"] = match_mode
         entries.append(entry)
     for resource in included:
         entries.append(
-            {"fullUrl": full_url(base, resource), "resource": resource,
-             "search": {"mode": "include"}}
+            {"fullUrl": full_url(base, resource), "resource": resource, "search": include_mode}
         )
     if warnings:  # bundle.html#searchset: an OperationOutcome with search.mode "outcome"
         entries.append({
@@ -269,15 +342,18 @@ def searchset(
         "id": str(uuid.uuid4()),
         "meta": {"lastUpdated": instant(now)},
         "type": bundle_type,
-        "total": total,
-        "link": links,
     }
+    if total is not None:
+        bundle["total"] = total
+    bundle["link"] = links
     if entries:
         bundle["entry"] = entries
     return bundle
 
 
-def full_url(base: str, resource: dict[str, Any]) -> str:
+def full_url(base: str, resource: Resource) -> str:
+    if isinstance(resource, RawResource):
+        return f"{base}/{resource.resource_type}/{resource.id}"
     return f"{base}/{resource.get('resourceType')}/{resource.get('id')}"
 
 

@@ -16,6 +16,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from espace.errors import AccessDenied, DomainError
@@ -38,7 +39,7 @@ from fhir_server.routing import (
     action_for,
     brick_hint,
 )
-from fhir_server.search import instant
+from fhir_server.search import dumps, instant, materialize
 from fhir_server.text import storable, unstorable
 from habilitation.model import Actor, ActorKind, Decision
 from mes.tokens import TokenError, actor_from_bearer
@@ -70,7 +71,7 @@ def fhir_json(body: dict[str, Any] | None, status: int = 200,
     """A FHIR response body in the negotiated format (JSON, or XML when asked)."""
     if body is not None and wants_xml():
         try:
-            data = to_xml(body)
+            data = to_xml(materialize(body))
         except Exception:  # pragma: no cover - every body served is a valid R4 resource
             current_app.logger.exception("XML rendering failed; answering JSON")
         else:
@@ -78,7 +79,7 @@ def fhir_json(body: dict[str, Any] | None, status: int = 200,
             for key, value in (headers or {}).items():
                 response.headers[key] = value
             return response
-    text = "" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    text = "" if body is None else dumps(body)
     response = Response(text, status=status, content_type=f"{FHIR_JSON}; charset=utf-8")
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -252,9 +253,12 @@ def _stored_brick(rtype: str, rid: str) -> str | None:
     bricks): only the gate's choice of action; the repository checks the space and the brick
     again inside the operation."""
     espace: Espace = current_app.extensions["espace"]
-    with espace.session_factory() as session:
-        row = session.get(FhirResourceRow, (rtype, rid))
-        return row.brick if row is not None else None
+    row = FhirResourceRow
+    with espace.session_factory() as session:  # the brick column only, no entity to build
+        brick: str | None = session.execute(
+            select(row.brick).where(row.resource_type == rtype, row.id == rid)
+        ).scalar_one_or_none()
+        return brick
 
 
 @bp.before_request
