@@ -39,7 +39,19 @@ from xds.xml import parse_xml
 #: The DMP kit's examples carry no licence we know of, so they are not copied into the
 #: repository: the kit reads them from ``CONFORMANCE_DMP_MESSAGES`` or the shared reference
 #: folder next to the checkout, and marks the DMP cases not applicable when they are absent.
-DEFAULT_MESSAGES: Final = DATA_DIR.parents[2] / "shared" / "reference" / "dmp" / "messages"
+_REFERENCE_CANDIDATES: Final = (
+    os.environ.get("MES_REFERENCE_DIR", ""),
+    str(DATA_DIR.parents[2] / "shared" / "reference"),
+    "/work/shared/reference",  # the workplace's shared folder, for clones made elsewhere
+)
+DEFAULT_MESSAGES: Final = next(
+    (
+        Path(c) / "dmp" / "messages"
+        for c in _REFERENCE_CANDIDATES
+        if c and (Path(c) / "dmp" / "messages").is_dir()
+    ),
+    DATA_DIR.parents[2] / "shared" / "reference" / "dmp" / "messages",
+)
 
 
 def messages_dir(context: KitContext) -> Path:

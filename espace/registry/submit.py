@@ -304,7 +304,10 @@ def submit_document_set(
             doc.repository_unique_id = config.repository_unique_id
             if inspector is not None:
                 targets = inspector.record_target_ids(data, doc)
-                if targets is not None and not any(
+                # a CDA naming patients, none of them this one, is misfiled; one naming no one
+                # (schema-invalid, e.g. the ANS PDSm4DMP example's bare ClinicalDocument)
+                # identifies nobody else and is stored as the source sent it
+                if targets and not any(
                     ext == space.ins and root in INS_OIDS for ext, root in targets
                 ):
                     raise _fail(

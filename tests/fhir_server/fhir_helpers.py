@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
+
+from reference_data import SHARED
 
 from espace.admin import grant_app_consent, register_app, register_space
 from espace.clock import FrozenClock
@@ -14,7 +15,6 @@ from espace.service import Espace
 from habilitation.model import ActorKind
 from mes.tokens import issue_token
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 MES_API = SHARED / "reference" / "fhir" / "mes-api"
 APP_ID = "diabeto-app"
 APP_OID = "1.2.250.1.999.42"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
-from pathlib import Path
 
 import pytest
 from lxml import etree
+from reference_data import REFERENCE
 
 from xds import ns
 from xds.mtom import (
@@ -22,9 +22,9 @@ from xds.mtom import (
 )
 from xds.xml import parse_xml
 
-MESSAGES = Path("/work/shared/reference/dmp/messages")
-TF = Path("/work/shared/reference/xds/tf-samples")
-ATTACKS = Path("/work/shared/reference/security/xml-attacks")
+MESSAGES = REFERENCE / "dmp" / "messages"
+TF = REFERENCE / "xds" / "tf-samples"
+ATTACKS = REFERENCE / "security" / "xml-attacks"
 TD21_CONTENT_TYPE = (
     'multipart/related; boundary="----=_Part_9_20030738.1554380517598"; '
     'type="application/xop+xml"; '

@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from lxml import etree
+from reference_data import REFERENCE
 
 from habilitation.model import AccessMode, ActorKind, AuthenticationMode
 from mes.pki import CertificateProfile, TestPki, issue_test_certificate
@@ -34,8 +35,8 @@ PATIENT_B = "190012345678901"
 MEDECIN_ID = "899900063480"
 ATTACKER_ID = "899999999999"
 EnvelopeFactory = Callable[..., etree._Element]
-VIHF_DIR = Path("/work/shared/reference/dmp/vihf")
-ATTACKS = Path("/work/shared/reference/security/xml-attacks")
+VIHF_DIR = REFERENCE / "dmp" / "vihf"
+ATTACKS = REFERENCE / "security" / "xml-attacks"
 SAML = f"{{{ns.SAML2}}}"
 DS = f"{{{ns.DS}}}"
 
@@ -539,7 +540,7 @@ XSW_CASES = {
 
 
 def test_every_xsw_template_has_a_case() -> None:
-    templates = {p.stem for p in Path("/work/shared/reference/security/xsw").glob("*.xml")}
+    templates = {p.stem for p in (REFERENCE / "security" / "xsw").glob("*.xml")}
     assertion_level = {t for t in templates if not t.startswith(("00_", "xsw1", "xsw2"))}
     assert assertion_level <= set(XSW_CASES)
 
@@ -735,7 +736,7 @@ def signed_reference_base(pki: TestPki, now: datetime) -> tuple[etree._Element, 
     from signxml.signer import XMLSigner
 
     text = Path(
-        "/work/shared/reference/security/xsw/00_base_legit_signed_assertion.xml"
+        REFERENCE / "security" / "xsw" / "00_base_legit_signed_assertion.xml"
     ).read_text()
     text = text.replace("2026-01-15", now.date().isoformat())
     envelope = parse_xml(text.encode())
