@@ -628,13 +628,18 @@ def _signing_certificate(
         certs = [
             x509.load_der_x509_certificate(base64.b64decode("".join(t.split()))) for t in texts
         ]
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise _fail(
             VihfErrorCode.UNTRUSTED_CERTIFICATE, f"unreadable X509Certificate: {exc}"
         ) from None
     try:
         return _examine_chain(certs, trusted_ca_pems, now)
-    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+    except (
+        ValueError,
+        x509.DuplicateExtension,
+        x509.UnsupportedGeneralNameType,
+        x509.InvalidVersion,
+    ) as exc:
         # cryptography parses subjects and extensions lazily: an unsigned, hostile KeyInfo can
         # carry a certificate whose outer DER loads and whose fields do not (WSS 1.1 §12: a bad
         # security header is a Sender fault, never a server error)

@@ -122,3 +122,28 @@ def test_control_character_in_certificate_subject_is_a_soap_fault(
     )
     assert response.status_code < 500
     assert b"Fault" in response.data
+
+
+def test_invalid_certificate_version_is_a_soap_fault(
+    client: FlaskClient, pki: Any, clock: FrozenClock
+) -> None:
+    """Bug 13 (found by ``vihf_parser`` at input 33,567 of the 100,000 run): a KeyInfo
+    certificate whose version field is 66 makes ``load_der_x509_certificate`` raise
+    ``x509.InvalidVersion``, which is not a ``ValueError``: it escaped as a 500."""
+    assertion = signed_vihf(pki, clock, AUTHOR, PATIENTS[0])
+    node = assertion.find(f".//{{{ns.DS}}}X509Certificate")
+    assert node is not None and node.text
+    der = base64.b64decode("".join(node.text.split()))
+    version_v3 = bytes.fromhex("a003020102")  # tbsCertificate [0] EXPLICIT INTEGER 2 (v3)
+    assert version_v3 in der
+    bad = der.replace(version_v3, bytes.fromhex("a003020142"), 1)
+    with pytest.raises(x509.InvalidVersion):
+        x509.load_der_x509_certificate(bad)
+    node.text = base64.b64encode(bad).decode()
+    data = envelope_bytes(ITI18, find_documents(PATIENTS[0]), assertion)
+    response = client.post(
+        REGISTRY, data=data, content_type=f'application/soap+xml; action="{ITI18}"'
+    )
+    assert response.status_code < 500
+    assert b"Fault" in response.data
+
