@@ -639,6 +639,7 @@ def _signing_certificate(
         x509.DuplicateExtension,
         x509.UnsupportedGeneralNameType,
         x509.InvalidVersion,
+        TypeError,  # cryptography builds NameAttributes lazily and checks their ASN.1 types
     ) as exc:
         # cryptography parses subjects and extensions lazily: an unsigned, hostile KeyInfo can
         # carry a certificate whose outer DER loads and whose fields do not (WSS 1.1 §12: a bad
@@ -691,7 +692,7 @@ def subject_text(certificate: x509.Certificate) -> str:
     """RFC 4514 subject, printable only (it goes into fault texts and trace records)."""
     try:
         text = certificate.subject.rfc4514_string()
-    except ValueError:
+    except (ValueError, TypeError):  # TypeError: e.g. a BIT STRING attribute other than x500UID
         return "<unreadable subject>"
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 

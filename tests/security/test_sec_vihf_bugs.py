@@ -147,3 +147,30 @@ def test_invalid_certificate_version_is_a_soap_fault(
     assert response.status_code < 500
     assert b"Fault" in response.data
 
+
+def test_bit_string_subject_attribute_is_a_soap_fault(
+    client: FlaskClient, pki: Any, clock: FrozenClock
+) -> None:
+    """Bug 14 (found by ``vihf_parser`` at input 91,675 of the 100,000 run): a subject CN
+    encoded as a BIT STRING loads, then ``rfc4514_string()`` raises ``TypeError`` ("oid must be
+    X500_UNIQUE_IDENTIFIER for BitString type") while the fault text is built: a 500."""
+    assertion = signed_vihf(pki, clock, AUTHOR, PATIENTS[0])
+    node = assertion.find(f".//{{{ns.DS}}}X509Certificate")
+    assert node is not None and node.text
+    der = bytearray(base64.b64decode("".join(node.text.split())))
+    cert = x509.load_der_x509_certificate(bytes(der))
+    common_name = str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+    value = common_name.encode()
+    where = bytes(der).rindex(value) - 2  # tag, length, value: the subject's CN
+    assert der[where] in (0x0C, 0x13)  # UTF8String / PrintableString
+    der[where], der[where + 2] = 0x03, 0x00  # BIT STRING, 0 unused bits
+    with pytest.raises(TypeError):
+        x509.load_der_x509_certificate(bytes(der)).subject.rfc4514_string()
+    node.text = base64.b64encode(bytes(der)).decode()
+    data = envelope_bytes(ITI18, find_documents(PATIENTS[0]), assertion)
+    response = client.post(
+        REGISTRY, data=data, content_type=f'application/soap+xml; action="{ITI18}"'
+    )
+    assert response.status_code < 500
+    assert b"Fault" in response.data
+
