@@ -186,6 +186,9 @@ def append(
         record = _new_record(entry, space_key, head.seq + 1, head.hash, now)
         if _compare_and_set_head(session, space_key, head, record):
             return _add(session, record, now, signer)
+    # populate_existing refreshes a head the compare-and-set found stale; pending changes to
+    # it (a caller appending several records under no_autoflush) must reach the database first
+    session.flush()
     locked = session.execute(
         select(TraceHead)
         .where(TraceHead.space_key == space_key)
