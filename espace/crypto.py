@@ -30,6 +30,7 @@ second copy.
 
 from __future__ import annotations
 
+import abc
 import base64
 import io
 import os
@@ -204,7 +205,7 @@ class DocumentCipher:
         return _V2Decryptor(aead, header[:V2_HEADER_SIZE], blob_size, size, chunk_size)
 
 
-class BlobDecryptor:
+class BlobDecryptor(abc.ABC):
     """Decrypt a blob fed in pieces into one output buffer of the plaintext's size."""
 
     def __init__(self, blob_size: int, plaintext_size: int, slack: int = 0) -> None:
@@ -254,11 +255,13 @@ class BlobDecryptor:
         self._target.release()
         self._out = io.BytesIO()
 
+    @abc.abstractmethod
     def _consume(self, view: memoryview) -> None:
-        raise NotImplementedError
+        """Decrypt ``view`` (the next blob bytes) into the output buffer."""
 
+    @abc.abstractmethod
     def _finalize(self) -> None:
-        raise NotImplementedError
+        """Check the last tag once every blob byte has been fed."""
 
 
 class _V1Decryptor(BlobDecryptor):
