@@ -26,11 +26,19 @@ IMMEDIATE_CATEGORIES = frozenset(
         "emergency_access",
         "new_message",
         "lifecycle",
+        "enrolment_code",
         "export_ready",
         "security",
         "agenda",
     }
 )
+
+# Categories whose body carries a secret (a one-time enrolment code): the outbox is the mail
+# spool, so the body is kept only until the message leaves (sent, undeliverable or given up),
+# then replaced by ``SCRUBBED_BODY`` — the database then holds no usable code
+# (décret 2021-1048: the code reaches the person and no one else).
+SECRET_CATEGORIES = frozenset({"enrolment_code"})
+SCRUBBED_BODY = "[message contenant un code à usage unique : effacé après envoi]"
 
 SUBJECTS = {
     "first_access": "Mon espace santé : un nouveau professionnel a consulté votre dossier",
@@ -39,6 +47,7 @@ SUBJECTS = {
     "emergency_access": "Mon espace santé : accès en urgence à votre dossier",
     "new_message": "Mon espace santé : vous avez reçu un nouveau message",
     "lifecycle": "Mon espace santé : information sur votre profil",
+    "enrolment_code": "Mon espace santé : votre nouveau code",
     "export_ready": "Mon espace santé : votre export est prêt",
     "security": "Mon espace santé : alerte de sécurité",
     "agenda": "Mon espace santé : rappel de votre agenda",

@@ -21,10 +21,10 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 
 from espace.models import NotificationOutbox
-from espace.notifications import SUBJECTS
+from espace.notifications import SCRUBBED_BODY, SECRET_CATEGORIES, SUBJECTS
 from espace.service import Espace
 
 log = logging.getLogger("mes.notifier")
@@ -179,7 +179,7 @@ class NotificationWorker:
             session.execute(
                 update(NotificationOutbox)
                 .where(NotificationOutbox.id == row_id)
-                .values(status=status, sent_at=now, last_error=error)
+                .values(status=status, sent_at=now, last_error=error, body=_body_after_leaving())
             )
             session.commit()
 
@@ -187,13 +187,25 @@ class NotificationWorker:
         log.warning("notification %s failed: %s", row.id, exc)
         status = "failed" if row.attempts >= MAX_ATTEMPTS else "pending"
         delay = timedelta(seconds=30 * 2 ** min(row.attempts, 10))
+        values: dict[str, Any] = {
+            "status": status, "next_attempt_at": now + delay, "last_error": str(exc)[:500]
+        }
+        if status == "failed":  # given up: the secret will never be sent, so it goes too
+            values["body"] = _body_after_leaving()
         with self.espace.session_factory() as session:
             session.execute(
-                update(NotificationOutbox)
-                .where(NotificationOutbox.id == row.id)
-                .values(status=status, next_attempt_at=now + delay, last_error=str(exc)[:500])
+                update(NotificationOutbox).where(NotificationOutbox.id == row.id).values(**values)
             )
             session.commit()
+
+
+def _body_after_leaving() -> Any:
+    """The stored body once a message has left the outbox: a secret (one-time code) is
+    scrubbed (``espace.notifications.SECRET_CATEGORIES``), anything else is kept."""
+    return case(
+        (NotificationOutbox.category.in_(sorted(SECRET_CATEGORIES)), SCRUBBED_BODY),
+        else_=NotificationOutbox.body,
+    )
 
 
 def pending_count(espace: Espace) -> int:

@@ -11,8 +11,9 @@ ask for a new code"), never handed to whoever asked.
 - The support desk sends one (``send_new_code``): same delivery, no limit, agent traced.
 
 The e-mailed code sits in the notification outbox until the worker sends it (the outbox is the
-mail spool); a letter's code is sealed with the document cipher until ``mes space letters``
-prints it, then erased. The trace records the channel, never the code.
+mail spool), then its body is scrubbed (``notifications.SECRET_CATEGORIES``); a letter's code
+is sealed with the document cipher until ``mes space letters`` prints it, then erased. The
+trace records the channel, never the code.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _deliver(op: Operation, code: str, row: EnrolmentCode) -> str:
     expires = as_utc(row.expires_at)
     if recipients_for(op.session, space, op.now):
         op.notify(
-            "lifecycle",
+            "enrolment_code",
             f"Voici votre nouveau code Mon espace santé : {code}\n"
             f"Il est valable jusqu'au {fmt_day(expires)} et remplace les codes précédents. "
             "Ne le communiquez à personne : aucun conseiller ne vous le demandera.",

@@ -13,11 +13,11 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from espace.admin import add_representative, register_space
-from espace.clock import FrozenClock
+from espace.clock import FrozenClock, as_utc
 from espace.models import NotificationOutbox, PatientSpace
-from espace.notifications import notify
+from espace.notifications import SCRUBBED_BODY, notify
 from espace.service import Espace
-from mes.notifier import NotificationWorker, SmtpSender
+from mes.notifier import MAX_ATTEMPTS, NotificationWorker, SmtpSender
 
 
 class Sink:
@@ -128,3 +128,55 @@ def test_other_categories_wait_for_one_daily_digest(
     assert len(sink.messages) == 1
     body = message_from_bytes(sink.messages[0][1]).get_payload(decode=True)
     assert isinstance(body, bytes) and body.decode().count("corps p-") == 3
+
+
+def test_a_sent_one_time_code_is_scrubbed_from_the_outbox(
+    espace: Espace, smarthost: tuple[Sink, str]
+) -> None:
+    """The outbox is the mail spool: once the code has left, the database keeps no usable copy
+    (the e-mail had it); an ordinary notice keeps its body."""
+    sink, hostport = smarthost
+    space_id = _space(espace, ins="207058575627097", email="patient@example.org")
+    with espace.session_factory() as session:
+        space = session.get(PatientSpace, space_id)
+        assert space is not None
+        notify(session, space, "enrolment_code", "Voici votre nouveau code : ABCD-EFGH-JKLM",
+               dedup_key="code-1", now=espace.clock.now())
+        session.commit()
+    _notify(espace, space_id, "new_document", "doc-2")
+    assert NotificationWorker(espace, SmtpSender(hostport)).run_once() == 2
+    sent = b"".join(raw for _, raw in sink.messages)
+    assert b"ABCD-EFGH-JKLM" in sent
+    with espace.session_factory() as session:
+        bodies = dict(
+            session.execute(select(NotificationOutbox.dedup_key, NotificationOutbox.body)).all()
+        )
+    assert "ABCD" not in bodies["code-1"]
+    assert bodies["code-1"] == SCRUBBED_BODY
+    assert bodies["doc-2"] == "corps doc-2"
+
+
+def test_a_code_that_cannot_be_delivered_is_scrubbed_when_given_up(
+    espace: Espace, clock: FrozenClock
+) -> None:
+    space_id = _space(espace, ins="207058575627097", email="patient@example.org")
+    with espace.session_factory() as session:
+        space = session.get(PatientSpace, space_id)
+        assert space is not None
+        notify(session, space, "enrolment_code", "code : ABCD-EFGH-JKLM",
+               dedup_key="code-2", now=espace.clock.now())
+        session.commit()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    worker = NotificationWorker(espace, SmtpSender(dead))
+    for _ in range(MAX_ATTEMPTS):
+        worker.run_once()
+        with espace.session_factory() as session:
+            row = session.execute(select(NotificationOutbox)).scalar_one()
+        if row.status == "failed":
+            break
+        assert "ABCD-EFGH-JKLM" in row.body  # still to be sent: kept
+        clock.advance(as_utc(row.next_attempt_at) - clock.now() + timedelta(seconds=1))
+    assert row.status == "failed"
+    assert row.body == SCRUBBED_BODY
