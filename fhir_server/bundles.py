@@ -229,6 +229,8 @@ def _written(outcome: Outcome, base: str) -> dict[str, Any]:
         response["location"] = f"{outcome.resource_type}/{outcome.resource_id}"
         response["etag"] = f'W/"{outcome.version_id}"'
         response["lastModified"] = outcome.last_updated
+    elif outcome.resource_id and outcome.status == 200:  # If-None-Exist matched, unreadable
+        response["location"] = f"{outcome.resource_type}/{outcome.resource_id}"
     entry: dict[str, Any] = {"response": response}
     if outcome.resource is not None:
         entry["fullUrl"] = f"{base}/{outcome.resource_type}/{outcome.resource_id}"

@@ -103,6 +103,7 @@ class FhirRepository:
         self.base = base_url
         self.lenient = lenient
         self._readable: frozenset[str] | None = None
+        self._writable: frozenset[str] | None = None
         self._app: ReferencedApp | None = None
 
     # ------------------------------------------------------------------ policy
@@ -130,6 +131,15 @@ class FhirRepository:
                 b for b in STORED_BRICKS if self.permits(BRICK_ACTIONS[b][READ])
             )
         return self._readable
+
+    @property
+    def writable(self) -> frozenset[str]:
+        if self._writable is None:
+            self._writable = frozenset(
+                b for b in STORED_BRICKS
+                if WRITE in BRICK_ACTIONS[b] and self.permits(BRICK_ACTIONS[b][WRITE])
+            )
+        return self._writable
 
     def writer(self, resource: dict[str, Any] | None = None) -> store.Writer:
         """Who writes; an app's data carries ``meta.source`` = its solution OID (MES API
@@ -430,6 +440,11 @@ class FhirRepository:
             existing = self.conditional_match(rtype, if_none_exist)
             if existing is not None:
                 self.target(rtype, existing.id)
+                if existing.brick not in self.readable:
+                    # a write-only caller learns the match's id (to reference it), never its
+                    # content: the answer carries no representation
+                    self.op.detail["matched_unreadable"] = True
+                    return Outcome(200, None, rtype, existing.id, existing.version_id)
                 return Outcome(200, store.resource_of(existing), rtype, existing.id,
                                existing.version_id, store.resource_of(existing)["meta"]
                                ["lastUpdated"])
@@ -443,7 +458,11 @@ class FhirRepository:
         return Outcome(201, stored, rtype, row.id, row.version_id, stored["meta"]["lastUpdated"])
 
     def conditional_match(self, rtype: str, query: str) -> store.FhirResourceRow | None:
-        """``If-None-Exist`` (http.html#ccreate): 0 matches create, 1 returns it, 2+ is 412."""
+        """``If-None-Exist`` (http.html#ccreate): 0 matches create, 1 returns it, 2+ is 412.
+
+        The match is searched "as the user" among the bricks the caller may read or write (a
+        write-only feeder must find the Device it created; a brick it can neither read nor
+        write is not probed)."""
         params = parse_qsl(query.lstrip("?"), keep_blank_values=True)
         if not params:
             raise FhirError(400, "invalid", "empty If-None-Exist", code="bad_if_none_exist")
@@ -453,7 +472,7 @@ class FhirRepository:
                             code="bad_if_none_exist")
         total, rows = store.search(
             self.session,
-            store.SearchQuery(rtype, self.space.id, frozenset(STORED_BRICKS),
+            store.SearchQuery(rtype, self.space.id, self.readable | self.writable,
                               parsed.criteria, count=2),
         )
         if total > 1:

@@ -107,6 +107,13 @@ def _written(outcome: Outcome) -> Response:
             f"{base_url()}/{outcome.resource_type}/{outcome.resource_id}"
             f"/_history/{outcome.version_id}"
         )
+    elif outcome.resource_id:  # matched a resource the caller may not read: its id only
+        headers["Location"] = f"{base_url()}/{outcome.resource_type}/{outcome.resource_id}"
+        return fhir_json({"resourceType": "OperationOutcome", "issue": [
+            {"severity": "information", "code": "duplicate",
+             "diagnostics": f"{outcome.resource_type}/{outcome.resource_id} already exists "
+                            "(If-None-Exist); its content is not readable by this caller"}]},
+            outcome.status, headers)
     prefer = request.headers.get("Prefer", "")
     if "return=minimal" in prefer:
         return fhir_json(None, outcome.status, headers)

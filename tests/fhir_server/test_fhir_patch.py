@@ -268,3 +268,40 @@ def test_conditional_patch_sees_only_readable_bricks(client: FlaskClient, world:
     response = patch(client, "/fhir/Condition?code=hidden", ops, world.app_headers())
     assert response.status_code == 404
     assert "hidden" not in response.get_data(as_text=True)
+
+
+def test_a_write_only_app_conditional_create_learns_the_id_never_the_content(
+    client: FlaskClient, world: World
+) -> None:
+    """If-None-Exist is a search "as the user" (http.html#ccreate): a feeder without read
+    rights finds its duplicate (200 + Location, so it can reference it) but gets no body."""
+    world.pair(world.alice, ["measurements.write"])
+    app = {**world.app_headers(), "Content-Type": FHIR}
+    h = {**world.patient_headers(), "Content-Type": FHIR}
+    body = weight(70, "2026-01-02T08:00:00Z", world.alice.ins)
+    body["identifier"] = [{"system": "urn:oid:1.2.3", "value": "W-1"}]
+    body["note"] = [{"text": "private note of the patient"}]
+    first = client.post("/fhir/Observation", json=body, headers=h)
+    assert first.status_code == 201
+    oid = first.get_json()["id"]
+    again = client.post("/fhir/Observation", json=body,
+                        headers={**app, "If-None-Exist": "identifier=urn:oid:1.2.3|W-1"})
+    assert again.status_code == 200, again.get_json()
+    assert again.headers["Location"].endswith(f"/Observation/{oid}")
+    text = again.get_data(as_text=True)
+    assert "private note" not in text and "valueQuantity" not in text
+    assert again.get_json()["resourceType"] == "OperationOutcome"
+    # the patient (who may read) gets the representation
+    mine = client.post("/fhir/Observation", json=body,
+                       headers={**h, "If-None-Exist": "identifier=urn:oid:1.2.3|W-1"})
+    assert mine.status_code == 200 and mine.get_json()["id"] == oid
+    assert mine.get_json()["note"][0]["text"] == "private note of the patient"
+    # in a batch: the location, no resource
+    batch = client.post("/fhir", json={"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": body, "request": {"method": "POST", "url": "Observation",
+                                       "ifNoneExist": "identifier=urn:oid:1.2.3|W-1"}}]},
+        headers=app).get_json()
+    (entry,) = batch["entry"]
+    assert entry["response"]["status"].startswith("200")
+    assert entry["response"]["location"] == f"Observation/{oid}"
+    assert "resource" not in entry
