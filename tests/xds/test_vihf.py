@@ -15,6 +15,7 @@ from reference_data import REFERENCE
 
 from habilitation.model import AccessMode, ActorKind, AuthenticationMode
 from mes.pki import CertificateProfile, TestPki, issue_test_certificate
+from security.xsw import make_evil, unsigned_copy
 from xds import ns
 from xds.vihf import (
     ATTR_RESOURCE_ID,
@@ -425,28 +426,9 @@ def test_extra_roles_are_kept_in_attributes(
 def _make_evil(
     assertion: etree._Element, *, new_id: str | None, keep_signature: bool
 ) -> etree._Element:
-    evil = copy.deepcopy(assertion)
-    if new_id is not None:
-        evil.set("ID", new_id)
-    if not keep_signature:
-        for signature in evil.findall(f"{DS}Signature"):
-            evil.remove(signature)
-    name_id = evil.find(f"{SAML}Subject/{SAML}NameID")
-    assert name_id is not None
-    name_id.text = ATTACKER_ID
-    for attribute in evil.iter(f"{SAML}Attribute"):
-        if attribute.get("Name") == ATTR_RESOURCE_ID:
-            value = attribute.find(f"{SAML}AttributeValue")
-            assert value is not None
-            value.text = f"{PATIENT_B}^^^&1.2.250.1.213.1.4.10&ISO^NH"
-    return evil
-
-
-def _unsigned_copy(assertion: etree._Element) -> etree._Element:
-    legit = copy.deepcopy(assertion)
-    for signature in legit.findall(f"{DS}Signature"):
-        legit.remove(signature)
-    return legit
+    """The evil copy of ``security.xsw``: the attacker's NameID, patient B as resource."""
+    return make_evil(assertion, attacker=ATTACKER_ID, patient=PATIENT_B,
+                     oid="1.2.250.1.213.1.4.10", new_id=new_id, keep_signature=keep_signature)
 
 
 def xsw3(envelope: etree._Element) -> None:
@@ -463,7 +445,7 @@ def xsw4(envelope: etree._Element) -> None:
 
 def xsw5(envelope: etree._Element) -> None:
     legit = assertion_of(envelope)
-    original = _unsigned_copy(legit)
+    original = unsigned_copy(legit)
     evil = _make_evil(legit, new_id="_evil", keep_signature=True)
     security = legit.getparent()
     assert security is not None
@@ -473,7 +455,7 @@ def xsw5(envelope: etree._Element) -> None:
 
 def xsw6(envelope: etree._Element) -> None:
     legit = assertion_of(envelope)
-    original = _unsigned_copy(legit)
+    original = unsigned_copy(legit)
     evil = _make_evil(legit, new_id="_evil", keep_signature=True)
     legit.getparent().replace(legit, evil)
     signature = evil.find(f"{DS}Signature")
@@ -490,7 +472,7 @@ def xsw7(envelope: etree._Element) -> None:
 
 def xsw8(envelope: etree._Element) -> None:
     legit = assertion_of(envelope)
-    original = _unsigned_copy(legit)
+    original = unsigned_copy(legit)
     evil = _make_evil(legit, new_id=None, keep_signature=True)
     legit.getparent().replace(legit, evil)
     signature = evil.find(f"{DS}Signature")
