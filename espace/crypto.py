@@ -22,10 +22,12 @@ piece, straight from and into one buffer of the final size (no ``version + nonce
 concatenation, no ciphertext slice), and the stored bytes can be read from the database in
 pieces (``espace.registry.retrieve``) without ever holding the whole ciphertext.
 
-Memory: :meth:`DocumentCipher.encrypt` and :meth:`DocumentCipher.decrypt` allocate their result
-once, at its final size, inside an ``io.BytesIO`` whose ``getvalue()`` hands its own buffer over
-without copying (CPython since 3.5, bpo-22003), so the result is real ``bytes`` built without a
-second copy.
+Memory: :meth:`DocumentCipher.encrypt_pieces` yields the v2 blob ~1 MiB at a time, so the
+repository writes a document as it is encrypted (``espace.registry.content_store``) and never
+holds the ciphertext whole. :meth:`DocumentCipher.encrypt` and :meth:`DocumentCipher.decrypt`
+allocate their result once, at its final size, inside an ``io.BytesIO`` whose ``getvalue()``
+hands its own buffer over without copying (CPython since 3.5, bpo-22003), so the result is real
+``bytes`` built without a second copy.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import base64
 import io
 import os
 import struct
+from collections.abc import Iterator
 from typing import Final, TypeAlias
 
 from cryptography.exceptions import InvalidTag
@@ -171,6 +174,53 @@ class DocumentCipher:
                 aead.encrypt_into(nonce, piece, header, target[position:end])
                 position = end
         return _hand_over(out, total)
+
+    def encrypted_size(self, plaintext_size: int) -> int:
+        """The size of the v2 blob :meth:`encrypt` and :meth:`encrypt_pieces` write."""
+        return (
+            V2_HEADER_SIZE
+            + plaintext_size
+            + _chunk_count(plaintext_size, self._chunk_size) * TAG_SIZE
+        )
+
+    def encrypt_pieces(
+        self,
+        plaintext: BytesLike,
+        *,
+        space_id: str,
+        object_id: str,
+        chunks_per_piece: int = 16,
+    ) -> Iterator[bytearray]:
+        """Encrypt ``plaintext`` in the v2 format, yielding the blob in consecutive pieces.
+
+        Each piece holds ``chunks_per_piece`` sealed chunks (the first one the header too), so a
+        document is written to the database while it is encrypted: peak memory is one piece
+        (about 1 MiB), never the whole ciphertext. The pieces joined are an :meth:`encrypt`
+        blob of :meth:`encrypted_size` bytes (another salt, so other bytes).
+        """
+        if chunks_per_piece < 1:
+            raise ValueError("chunks_per_piece must be at least 1")
+        source = memoryview(plaintext).cast("B")
+        size, chunk = len(source), self._chunk_size
+        count = _chunk_count(size, chunk)
+        salt = os.urandom(_SALT_SIZE)
+        header = bytes([V2]) + salt + struct.pack(">I", chunk)
+        aead = self._blob_key(salt, _aad(space_id, object_id))
+        for first in range(0, count, chunks_per_piece):
+            last = min(first + chunks_per_piece, count)
+            body = min(last * chunk, size) - first * chunk + (last - first) * TAG_SIZE
+            prefix = header if first == 0 else b""
+            piece = bytearray(len(prefix) + body)
+            piece[: len(prefix)] = prefix
+            with memoryview(piece) as target:
+                position = len(prefix)
+                for index in range(first, last):
+                    plain = source[index * chunk : (index + 1) * chunk]
+                    end = position + len(plain) + TAG_SIZE
+                    nonce = _nonce(index, index == count - 1)
+                    aead.encrypt_into(nonce, plain, header, target[position:end])
+                    position = end
+            yield piece
 
     # ------------------------------------------------------------------ reading (v1, v2)
     def decrypt(self, blob: BytesLike, *, space_id: str, object_id: str) -> bytes:

@@ -24,6 +24,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,6 +48,13 @@ class PatientSpace(Base):
     """One person's space: identity from the INS, status, and the patient's settings."""
 
     __tablename__ = "patient_space"
+    __table_args__ = (
+        # TD0.5 patient search without INS (espace.registry.authorizations.search_patients):
+        # names compare upper-cased, so the index is on the expression; the birth date
+        # narrows given-name searches
+        Index("ix_patient_space_family_name_upper", func.upper(text("family_name"))),
+        Index("ix_patient_space_birth_date", "birth_date"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     ins: Mapped[str] = mapped_column(String(15), unique=True)  # matricule INS (NIR + key)
@@ -234,8 +243,10 @@ class DocumentContent(Base):
     mime_type: Mapped[str] = mapped_column(String(128))
     hash: Mapped[str] = mapped_column(String(64))  # SHA-1 hex of the plaintext
     size: Mapped[int] = mapped_column(BigInteger)
-    encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     stored_at: Mapped[datetime] = mapped_column(Timestamp)
+    # last column: SQLite inserts a trailing zeroblob without expanding it, so the ciphertext
+    # is written in place piece by piece (espace.registry.content_store, migration 0004)
+    encrypted: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class FolderRow(Base):

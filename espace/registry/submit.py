@@ -31,6 +31,7 @@ from espace.models import (
     flat,
 )
 from espace.registry.config import RegistryConfig
+from espace.registry.content_store import insert_content
 from espace.registry.model import (
     APND,
     HAS_MEMBER,
@@ -535,6 +536,7 @@ def submit_document_set(
         )
     )
     new_docs: list[DocumentEntry] = []
+    to_store: list[tuple[DocumentEntry, bytes]] = []  # repository bytes, written after the flush
     for doc in docs:
         if doc.id in reused:
             continue
@@ -554,20 +556,7 @@ def submit_document_set(
             )
         )
         if provide and original_id not in stored_bytes:
-            session.add(
-                DocumentContent(
-                    space_id=space.id,
-                    repository_unique_id=doc.repository_unique_id,
-                    unique_id=doc.unique_id,
-                    mime_type=doc.mime_type,
-                    hash=doc.hash,
-                    size=doc.size or 0,
-                    encrypted=op.espace.cipher.encrypt(
-                        contents[original_id], space_id=space.id, object_id=doc.unique_id
-                    ),
-                    stored_at=now,
-                )
-            )
+            to_store.append((doc, contents[original_id]))
         new_docs.append(doc)
     for folder in request.folders:
         fid = ids[folder.id]
@@ -587,6 +576,8 @@ def submit_document_set(
         )
     try:
         session.flush()
+        for doc, data in to_store:
+            _store_content(op, doc, data)
     except IntegrityError:
         # a uniqueId (SubmissionSet, Folder, repository document) or entryUUID was taken by a
         # concurrent submission to another space since the checks above (same-space copies
@@ -644,6 +635,27 @@ def submit_document_set(
         {d_id: ids[d_id] for d_id in doc_ids},
         [d.unique_id for d in docs],
         already_present=[d.unique_id for d in docs if d.id in reused],
+    )
+
+
+def _store_content(op: Operation, doc: DocumentEntry, data: bytes) -> None:
+    """Encrypt ``data`` into the repository row of ``doc``, piece by piece (issue #8: the
+    ciphertext is never held whole, see ``espace.registry.content_store``)."""
+    assert op.space is not None
+    cipher = op.espace.cipher
+    insert_content(
+        op.session,
+        {
+            "space_id": op.space.id,
+            "repository_unique_id": doc.repository_unique_id,
+            "unique_id": doc.unique_id,
+            "mime_type": doc.mime_type,
+            "hash": doc.hash,
+            "size": doc.size or 0,
+            "stored_at": op.now,
+        },
+        blob_size=cipher.encrypted_size(len(data)),
+        pieces=cipher.encrypt_pieces(data, space_id=op.space.id, object_id=doc.unique_id),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,11 @@ def test_upgrade_head_matches_the_models(tmp_path: Path) -> None:
     upgrade(url)
     import_all_models()
     engine = make_engine(url)
-    with engine.connect() as conn:
+    with engine.connect() as conn, warnings.catch_warnings():
+        # SQLite's reflection skips expression indexes (upper(family_name)); alembic then
+        # leaves them out of the comparison (they are created by migration 0005)
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based")
+        warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression")
         diff = compare_metadata(
             MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata
         )
