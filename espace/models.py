@@ -88,6 +88,10 @@ class Professional(Base):
     """Directory of professionals known to the server (names for traces and the patient)."""
 
     __tablename__ = "professional"
+    # the SMTP intake finds the sender by lower(mssante_address) for every message
+    __table_args__ = (
+        Index("ix_professional_mssante_address_lower", func.lower(text("mssante_address"))),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # PS_IdNat
     name: Mapped[str] = mapped_column(String(200), default="")

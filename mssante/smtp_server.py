@@ -382,6 +382,22 @@ DATA_LINE_LIMIT = 1001  # aiosmtpd's limit for a DATA line with its CRLF (RFC 53
 _END_OF_DATA = b"\r\n.\r\n"
 
 
+def has_long_line(data: bytes, max_length: int = DATA_LINE_LIMIT - 2) -> bool:
+    """Whether a CRLF-delimited line of ``data`` is longer than ``max_length`` bytes.
+
+    Fast path without splitting (a 1.4 MB message is ~18,000 lines): if a CRLF starts in every
+    aligned window of ``max_length // 2`` bytes, consecutive CRLFs are less than
+    ``2 * (max_length // 2)`` bytes apart, so no line is too long; ``bytes.find`` checks each
+    window in C. Only when a window has none does the exact split run.
+    """
+    width = max(1, max_length // 2)
+    size = len(data)
+    for start in range(0, size, width):
+        if data.find(b"\r\n", start, min(start + width + 1, size)) < 0:
+            return max(map(len, data.split(b"\r\n"))) > max_length
+    return False
+
+
 class DataTooLarge(Exception):
     """The DATA exceeded ``data_size_limit`` (read to its end, discarded: ``552``)."""
 
@@ -490,7 +506,7 @@ class MesSMTP(SMTP):
             log.info("Connection closed during DATA")
             self._writer.close()
             return
-        if data and max(map(len, data.split(b"\r\n"))) > DATA_LINE_LIMIT - 2:
+        if has_long_line(data):
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return

@@ -1,4 +1,8 @@
-"""patient search (TD0.5): indexes on upper(family_name) and birth_date
+"""lookup indexes: patient search (TD0.5) and MSSanté sender
+
+- ``patient_space``: ``upper(family_name)`` and ``birth_date``;
+- ``professional``: ``lower(mssante_address)`` (``mssante.smtp_server.MailIntake.actor_for``
+  looks every message's sender up by it: a full scan of the directory otherwise).
 
 ``espace.registry.authorizations.search_patients`` compares ``upper(family_name)`` with the
 INS form of the name and filters by birth date; without these indexes every search read the
@@ -28,8 +32,15 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index("ix_patient_space_birth_date", "patient_space", ["birth_date"], unique=False)
+    op.create_index(
+        "ix_professional_mssante_address_lower",
+        "professional",
+        [sa.text("lower(mssante_address)")],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_professional_mssante_address_lower", table_name="professional")
     op.drop_index("ix_patient_space_birth_date", table_name="patient_space")
     op.drop_index("ix_patient_space_family_name_upper", table_name="patient_space")
