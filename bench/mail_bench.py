@@ -1,10 +1,11 @@
 """Intake throughput of the MSSanté relay: 1 MB IHE_XDM messages over STARTTLS + client cert.
 
 Starts a fresh database (SQLite file by default, or ``--database-url``), the test PKI, one
-patient space and the relay on loopback; then ``--connections`` smtplib clients each send
-their share of ``--messages`` messages (one TLS session per client, one message per DATA),
-each a CDA plus a ~1 MB PDF inside an ``IHE_XDM.ZIP`` (hash and size checked on reception,
-stored encrypted, committed before the 250). Prints messages/s and MB/s.
+patient space and the relay on loopback, in a process of its own (``--serve``); then
+``--connections`` smtplib clients each send their share of ``--messages`` messages (one TLS
+session per client, one message per DATA), each a CDA plus a ~1 MB PDF inside an
+``IHE_XDM.ZIP`` (hash and size checked on reception, stored encrypted, committed before the
+250). Prints messages/s and MB/s.
 
     .venv/bin/python -m bench.mail_bench --messages 40 --connections 4
 
@@ -20,6 +21,8 @@ import os
 import smtplib
 import ssl
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,12 +32,15 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
 from espace.admin import register_space
 from espace.clock import SystemClock
 from espace.crypto import DocumentCipher
 from espace.trace import TraceSigner
 from mes.pki import generate_test_pki
 from mes.wiring import build_espace, create_schema
+from mssante.prefork import run_prefork
 from mssante.smtp_server import start_smtp
 from mssante.xdm import build_archive
 
@@ -91,6 +97,10 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("MES_BENCH_DATABASE_URL", ""))
     parser.add_argument("--pki-dir", type=Path, default=None, help="reuse this test PKI")
     parser.add_argument("--target", default="", help="HOST:PORT of another SMTP server")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="relay processes (MAIL_PROCESSES; default: one per core)")
+    parser.add_argument("--serve", action="store_true",
+                        help="only run the relay (the bench starts it so, in its own process)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mail-bench-"))
@@ -103,6 +113,34 @@ def main() -> None:
         _send(args, pki, host, int(port), messages, "peer")
         return
 
+    if not args.serve:
+        # our relay runs in a process of its own, as Postfix does: the clients' TLS and the
+        # message generation must not share the server's interpreter (GIL)
+        messages = [xdm_message(pdf, cda, n) for n in range(args.messages)]
+        command = [sys.executable, "-m", "bench.mail_bench", "--serve",
+                   "--pki-dir", str(pki.directory), "--processes", str(args.processes)]
+        if args.database_url:
+            command += ["--database-url", args.database_url]
+        server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  cwd=str(Path(__file__).resolve().parents[1]))
+        try:
+            assert server.stdout is not None
+            line = server.stdout.readline().decode()
+            if not line.startswith("LISTENING "):
+                raise SystemExit(f"the relay did not start: {line!r}")
+            port, backend = line.split()[1:3]
+            _send(args, pki, "127.0.0.1", int(port), messages, backend)
+        finally:
+            if server.stdin is not None:
+                server.stdin.close()
+            server.wait(timeout=60)
+        return
+    _serve(args, work, pki)
+
+
+def _serve(args: argparse.Namespace, work: Path, pki: Any) -> None:
+    """``--serve``: the relay on a free loopback port; prints ``LISTENING <port> <backend>``
+    and runs until its standard input closes."""
     settings: dict[str, Any] = {
         "DATABASE_URL": args.database_url or f"sqlite:///{work / 'bench.db'}",
         "DOCUMENT_KEY": DocumentCipher.generate_key(),
@@ -117,20 +155,33 @@ def main() -> None:
     with espace.session_factory() as session:
         if (
             session.execute(
-                __import__("sqlalchemy").text("SELECT count(*) FROM patient_space WHERE ins = :i"),
-                {"i": INS},
+                text("SELECT count(*) FROM patient_space WHERE ins = :i"), {"i": INS}
             ).scalar()
             == 0
         ):
             register_space(session, ins=INS, now=espace.clock.now(), ins_oid="1.2.250.1.213.1.4.10")
         session.commit()
-    messages = [xdm_message(pdf, cda, n) for n in range(args.messages)]
-    handle = start_smtp(espace, settings)
-    try:
-        _send(args, pki, "127.0.0.1", handle.port, messages,
-              settings["DATABASE_URL"].split(":", 1)[0])
-    finally:
-        handle.stop()
+    backend = settings["DATABASE_URL"].split(":", 1)[0]
+    if args.processes <= 1:
+        handle = start_smtp(espace, settings)
+        try:
+            print(f"LISTENING {handle.port} {backend}", flush=True)
+            sys.stdin.read()  # until the bench closes it
+        finally:
+            handle.stop()
+        return
+    espace.session_factory.kw["bind"].dispose()  # no connection may cross the fork
+    stop = threading.Event()
+
+    def ready(ports: list[int]) -> None:
+        print(f"LISTENING {ports[0]} {backend}", flush=True)
+        def wait_for_eof() -> None:
+            sys.stdin.read()  # until the bench closes it
+            stop.set()
+
+        threading.Thread(target=wait_for_eof, daemon=True).start()
+
+    run_prefork(settings, args.processes, ready=ready, stop=stop)
 
 
 def _send(args: argparse.Namespace, pki: Any, host: str, port: int, messages: list[bytes],

@@ -25,17 +25,22 @@ MimeProblem` / :class:`mssante.xdm.XdmProblem`), ``550 5.7.1 [904]`` when an att
 identifies another patient (ANS applicationErrorCondition 904), ``550 5.7.1 (<rule>)`` when the
 PDP refuses. Multi-recipient messages that fail for some recipients are accepted for the others
 and an RFC 3464 DSN goes back to the sender for the failed ones.
+
+Processes: ``mes serve`` runs the relay in a thread of its process; run alone
+(``python -m mssante.smtp_server``) with ``MAIL_PROCESSES`` > 1 it pre-forks that many relay
+processes sharing the listening sockets (``mssante.prefork``), so the relay uses every core.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -638,8 +643,17 @@ class SmtpHandle:
         self._executor.shutdown(wait=True)
 
 
-def start_smtp(espace: Espace, settings: Mapping[str, Any]) -> SmtpHandle:
+def start_smtp(
+    espace: Espace,
+    settings: Mapping[str, Any],
+    *,
+    sockets: Sequence[socket.socket] | None = None,
+) -> SmtpHandle:
     """Start the relay in a background thread (``mes serve``); returns once it listens.
+
+    ``sockets``: listening sockets bound beforehand (STARTTLS first, then implicit TLS), as
+    the pre-forked relay processes share them (``mssante.prefork``); else the relay binds
+    ``SMTP_HOST``/``SMTP_PORT`` itself.
 
     Settings: SMTP_HOST, SMTP_PORT (0 picks a free port), SMTP_IMPLICIT_TLS_PORT, PKI_DIR,
     MAIL_* (see the module docstring), MAIL_OUTBOUND_WORKER (also run the outbound queue worker
@@ -678,6 +692,13 @@ def start_smtp(espace: Espace, settings: Mapping[str, Any]) -> SmtpHandle:
         )
 
     async def _listen() -> None:
+        if sockets:
+            servers.append(await loop.create_server(lambda: factory(False), sock=sockets[0]))
+            if len(sockets) > 1:
+                servers.append(
+                    await loop.create_server(lambda: factory(True), sock=sockets[1], ssl=tls)
+                )
+            return
         servers.append(await loop.create_server(lambda: factory(False), host, port))
         if implicit is not None:
             servers.append(
@@ -740,6 +761,13 @@ def main() -> None:  # pragma: no cover - exercised by the crash test in a subpr
     from mes.wiring import build_espace
 
     settings = load_settings()
+    processes = int(settings.get("MAIL_PROCESSES") or 1)
+    if processes > 1:  # one relay per core (mssante.prefork)
+        from mssante.prefork import run_prefork
+
+        run_prefork(settings, processes,
+                    ready=lambda ports: print(f"listening {ports[0]}", flush=True))
+        return
     espace = build_espace(settings)
     handle = start_smtp(espace, settings)
     print(f"listening {handle.port}", flush=True)

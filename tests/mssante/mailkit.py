@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import smtplib
+import socket
 import ssl
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -155,3 +159,43 @@ class RemoteOperator:
         if self.reply.startswith("250"):
             self.received.append(envelope)
         return self.reply
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_relay_process(
+    settings: dict[str, Any], port: int, **extra: str
+) -> subprocess.Popen[str]:
+    """``python -m mssante.smtp_server`` on ``port`` with the test settings (``extra``: more
+    ``MES_*`` settings); returns once it listens."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MES_")}
+    for key in (
+        "DATABASE_URL",
+        "DOCUMENT_KEY",
+        "TRACE_SIGNING_KEY",
+        "PKI_DIR",
+        "VAR_DIR",
+        "MAIL_TRUST_DOMAINS",
+    ):
+        env[f"MES_{key}"] = str(settings[key])
+    env.update(MES_SMTP_PORT=str(port), MES_SMTP_HOST="127.0.0.1", MES_LOG_JSON="0")
+    env.update({f"MES_{k}": v for k, v in extra.items()})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mssante.smtp_server"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("listening"), line
+    return proc

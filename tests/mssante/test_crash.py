@@ -10,56 +10,17 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from mailkit import build_message, send, xdm_message
+from mailkit import build_message, free_port, send, start_relay_process, xdm_message
 from sqlalchemy import func, select
 
 from espace.mailbox import MailMessage
 from espace.models import NotificationOutbox
 from espace.service import Espace
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(settings: dict[str, Any], port: int, **extra: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MES_")}
-    for key in (
-        "DATABASE_URL",
-        "DOCUMENT_KEY",
-        "TRACE_SIGNING_KEY",
-        "PKI_DIR",
-        "VAR_DIR",
-        "MAIL_TRUST_DOMAINS",
-    ):
-        env[f"MES_{key}"] = str(settings[key])
-    env.update(MES_SMTP_PORT=str(port), MES_SMTP_HOST="127.0.0.1", MES_LOG_JSON="0")
-    env.update({f"MES_{k}": v for k, v in extra.items()})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mssante.smtp_server"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("listening"), line
-    return proc
 
 
 def _count(espace: Espace, model: Any) -> int:
@@ -89,8 +50,8 @@ def test_kill_9_between_accept_and_reply(
     espace: Espace, mail_settings: dict[str, Any], space: Any, pki: Any, pause: str
 ) -> None:
     raw = xdm_message() if pause.endswith("AFTER_COMMIT_SECONDS") else build_message()
-    port = _free_port()
-    proc = _start(mail_settings, port, **{pause: "60"})
+    port = free_port()
+    proc = start_relay_process(mail_settings, port, **{pause: "60"})
     try:
         thread, outcome = _send_in_background(port, pki, raw)
         deadline = time.monotonic() + 20
@@ -112,7 +73,7 @@ def test_kill_9_between_accept_and_reply(
     expected_before_retry = 1 if pause.endswith("AFTER_COMMIT_SECONDS") else 0
     assert _count(espace, MailMessage) == expected_before_retry
 
-    restarted = _start(mail_settings, port)
+    restarted = start_relay_process(mail_settings, port)
     try:
         assert send(port, pki, raw) == {}  # the operator retries the same message
     finally:
