@@ -10,6 +10,7 @@ projections of this one table.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from sqlalchemy import ColumnElement, and_, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -225,17 +226,37 @@ def _compare_and_set_head(
             .returning(table.c.seq)
         )
     else:
-        statement = (
-            update(table)
-            .where(
-                table.c.space_key == space_key,
-                table.c.seq == seen.seq,
-                table.c.hash == seen.hash,
-            )
-            .values(seq=record.seq, hash=record.hash)
-            .returning(table.c.seq)
+        return (
+            session.execute(
+                _move_head_statement(),
+                {
+                    "head_space": space_key,
+                    "seen_seq": seen.seq,
+                    "seen_hash": seen.hash,
+                    "new_seq": record.seq,
+                    "new_hash": record.hash,
+                },
+            ).first()
+            is not None
         )
     return session.execute(statement).first() is not None
+
+
+@functools.cache
+def _move_head_statement() -> Any:
+    """``UPDATE trace_head .. WHERE seq = :seen_seq AND hash = :seen_hash RETURNING seq``,
+    built once (issue #8: a statement built per request costs its building and cache key)."""
+    table = TraceHead.metadata.tables[TraceHead.__tablename__]
+    return (
+        update(table)
+        .where(
+            table.c.space_key == bindparam("head_space"),
+            table.c.seq == bindparam("seen_seq"),
+            table.c.hash == bindparam("seen_hash"),
+        )
+        .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+        .returning(table.c.seq)
+    )
 
 
 def _add(
