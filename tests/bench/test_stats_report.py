@@ -57,3 +57,12 @@ def test_a_missed_goal_says_by_how_much() -> None:
     iti41.fig("ratio", "r", "x").runs = [6.0]
     (row,) = [r for r in goal_rows({"iti41": iti41}, {}) if r[0].startswith("ITI-41")]
     assert row[3] == "throughput NOT met (0.25x the goal); ratio NOT met (2.0x the goal)"
+
+
+def test_a_full_report_carries_the_scale_runs_kept_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "scale-runs.md").write_text("## Scale runs kept beside this report\n\n| x |\n")
+    write_report(tmp_path / "report.md", {"mode": "full"}, {})
+    text = (tmp_path / "report.md").read_text()
+    assert text.index("## Goals") < text.index("## Scale runs kept") < text.index("## Data loaded")
+    write_report(tmp_path / "quick.md", {"mode": "quick"}, {})  # a quick run does not
+    assert "Scale runs" not in (tmp_path / "quick.md").read_text()
