@@ -24,7 +24,7 @@ from espace.mailbox.model import (
     MailConversation,
     MailMessage,
 )
-from espace.mailbox.store import encrypt, new_conversation, new_message, store_attachments
+from espace.mailbox.store import new_conversation, new_message, store_attachments
 from espace.models import PatientSpace, Professional
 
 
@@ -114,7 +114,10 @@ def deliver(
         disposition_notification_to=message.disposition_notification_to[:320],
         size=len(message.raw),
     )
-    row.raw_encrypted = encrypt(cipher, message.raw, space.id, "raw", row.id)
+    # The message as received is not stored: its body, the headers the mailbox uses and its
+    # attachments are (decoded, encrypted), and nothing reads the rest (GDPR art. 5(1)(c), data
+    # minimisation: transport headers, MIME framing, a second copy of every attachment).
+    # Storing it doubled the bytes written per message (issue #8: +10 % messages/s without).
     session.add(row)
     store_attachments(
         session,

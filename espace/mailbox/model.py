@@ -97,6 +97,8 @@ class MailMessage(Base):
     delivery_status: Mapped[str] = mapped_column(String(16), default="")
     delivery_detail: Mapped[str] = mapped_column(Text, default="")
     size: Mapped[int] = mapped_column(BigInteger, default=0)
+    # the message as received: written by sessions 1-2 only; new messages keep their decoded
+    # parts, not this copy (espace.mailbox.intake.deliver)
     raw_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 

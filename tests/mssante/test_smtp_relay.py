@@ -28,7 +28,7 @@ from mailkit import (
 from sqlalchemy import func, select, update
 
 from espace.admin import link_professional
-from espace.mailbox import MailMessage
+from espace.mailbox import MailAttachment, MailMessage
 from espace.models import NotificationOutbox, PatientSpace, TraceRecord
 from espace.service import Espace
 from mes.pki import CertificateProfile, issue_test_certificate
@@ -54,6 +54,23 @@ def test_delivery_is_stored_traced_and_notified(relay: Any, pki: Any, espace: Es
         )
         categories = set(session.execute(select(NotificationOutbox.category)).scalars())
     assert "new_message" in categories
+
+
+def test_the_message_is_stored_once_as_its_decoded_parts(
+    relay: Any, pki: Any, espace: Espace
+) -> None:
+    """Data minimisation: the body and the attachments are kept (encrypted), not a second copy
+    of the whole message as received."""
+    raw = xdm_message()
+    assert send(relay.port, pki, raw) == {}
+    with espace.session_factory() as session:
+        row = session.execute(select(MailMessage)).scalar_one()
+        attachments = list(session.execute(select(MailAttachment)).scalars())
+    assert row.raw_encrypted is None
+    assert row.size >= len(raw) - 10  # the size received is kept
+    assert [a.filename for a in attachments] == ["IHE_XDM.ZIP"]
+    stored = len(row.body_encrypted or b"") + sum(len(a.encrypted) for a in attachments)
+    assert stored < 1.1 * len(raw)  # was ~2x: the raw copy and the decoded attachments
 
 
 def test_starttls_is_required_before_mail(relay: Any) -> None:
