@@ -29,7 +29,7 @@ from typing import Any
 from bench import datagen, loader, xdsmsg
 from bench.db import DEFAULT_PG_URL, BenchDb
 from bench.report import write_report
-from bench.server import Server
+from bench.server import Server, server_settings
 from bench.workloads import (
     Context,
     Result,
@@ -133,22 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     results_dir = args.out / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
 
-    from espace.crypto import DocumentCipher
-    from espace.trace import TraceSigner
     from mes.pki import generate_test_pki
 
     pki = generate_test_pki(work / "pki")
     db = BenchDb.choose(args.database_url, work, schema=args.schema)
     run.meta["database"] = db.kind
-    settings: dict[str, Any] = {
-        "DATABASE_URL": db.url,
-        "DOCUMENT_KEY": DocumentCipher.generate_key(),
-        "TRACE_SIGNING_KEY": TraceSigner.generate_key(),
-        "PKI_DIR": str(pki.directory),
-        "VAR_DIR": str(work / "var"),
-        "LOG_JSON": "false",
-        "MAX_REQUEST_BYTES": 80 * 1024 * 1024,
-    }
+    settings = server_settings(db.url, pki.directory, work)
     ctx = Context(db=db, settings=settings, pki=pki, signer=xdsmsg.Signer.from_pki(pki),
                   quick=run.quick, repeats=repeats, results_dir=results_dir)
     steps = registry_steps(args)

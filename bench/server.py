@@ -21,6 +21,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_settings(database_url: str, pki_dir: Path, work: Path, **extra: Any) -> dict[str, Any]:
+    """The settings of a server under test: fresh keys, the test PKI, 80 MB requests."""
+    from espace.crypto import DocumentCipher
+    from espace.trace import TraceSigner
+
+    return {
+        "DATABASE_URL": database_url,
+        "DOCUMENT_KEY": DocumentCipher.generate_key(),
+        "TRACE_SIGNING_KEY": TraceSigner.generate_key(),
+        "PKI_DIR": str(pki_dir),
+        "VAR_DIR": str(work / "var"),
+        "LOG_JSON": "false",
+        "MAX_REQUEST_BYTES": 80 * 1024 * 1024,
+        **extra,
+    }
+
+
 def settings_env(settings: dict[str, Any]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MES_")}
     for key, value in settings.items():

@@ -21,10 +21,10 @@ import hashlib
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from bench import xdsmsg
 from bench.db import DEFAULT_PG_URL, BenchDb
+from bench.server import server_settings
 
 
 def _status() -> dict[str, int]:
@@ -50,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from espace.admin import link_professional, register_space, upsert_professional
-    from espace.crypto import DocumentCipher
-    from espace.trace import TraceSigner
     from mes.app import create_app
     from mes.pki import generate_test_pki
     from mes.wiring import build_espace
@@ -59,16 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="mes-upload-mem-"))
     pki = generate_test_pki(work / "pki")
     db = BenchDb.choose("" if args.sqlite else args.database_url, work, schema=args.schema)
-    settings: dict[str, Any] = {
-        "DATABASE_URL": db.url,
-        "DOCUMENT_KEY": DocumentCipher.generate_key(),
-        "TRACE_SIGNING_KEY": TraceSigner.generate_key(),
-        "PKI_DIR": str(pki.directory),
-        "VAR_DIR": str(work / "var"),
-        "LOG_JSON": "false",
-        "MAX_REQUEST_BYTES": 80 * 1024 * 1024,
-        "MAX_ATTACHMENT_BYTES": 64 * 1024 * 1024,
-    }
+    settings = server_settings(db.url, pki.directory, work,
+                               MAX_ATTACHMENT_BYTES=64 * 1024 * 1024)
     db.reset()
     now = datetime.now(UTC)
     ins = "279035121518989"

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from bench import datagen, loader, xdsmsg
 from bench.db import DEFAULT_PG_URL, BenchDb
+from bench.server import server_settings
 
 
 def _measure(call: Callable[[], None], count: int) -> dict[str, float]:
@@ -48,23 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=["iti18", "iti41", "iti43"], default=None)
     args = parser.parse_args(argv)
 
-    from espace.crypto import DocumentCipher
-    from espace.trace import TraceSigner
     from mes.app import create_app
     from mes.pki import generate_test_pki
 
     work = Path(tempfile.mkdtemp(prefix="mes-xds-inproc-"))
     pki = generate_test_pki(work / "pki")
     db = BenchDb.choose(args.database_url, work, schema=args.schema)
-    settings: dict[str, Any] = {
-        "DATABASE_URL": db.url,
-        "DOCUMENT_KEY": DocumentCipher.generate_key(),
-        "TRACE_SIGNING_KEY": TraceSigner.generate_key(),
-        "PKI_DIR": str(pki.directory),
-        "VAR_DIR": str(work / "var"),
-        "LOG_JSON": "false",
-        "MAX_REQUEST_BYTES": 80 * 1024 * 1024,
-    }
+    settings = server_settings(db.url, pki.directory, work)
     now = datetime.now(UTC)
     db.reset()
     stats = loader.load_registry(db, datagen.Plan(entries=2_000), now, progress=False)

@@ -25,9 +25,11 @@ from xds.xml import (
     DEFAULT_MAX_DEPTH,
     XmlRefusal,
     XmlSecurityError,
-    _parser_options,
-    _PrologProbe,
-    _RootReached,
+    check_built_tree,
+    parser_options,
+    refuse_doctype,
+    refuse_entities,
+    syntax_refusal,
 )
 
 CDA_MIME_TYPES = frozenset({"text/xml", "application/xml", "application/hl7-v3+xml"})
@@ -58,30 +60,6 @@ def _pieces(view: memoryview) -> list[memoryview]:
     return [view[offset : offset + _CHUNK] for offset in range(0, len(view), _CHUNK)]
 
 
-def _refuse_doctype(view: memoryview) -> None:
-    """``xds.xml``'s prolog probe, fed piece by piece up to the root element."""
-    parser = etree.XMLParser(target=_PrologProbe(), **_parser_options(None))
-    try:
-        for piece in _pieces(view):
-            parser.feed(bytes(piece))
-        parser.close()
-    except _RootReached:
-        return
-    except XmlSecurityError:
-        raise
-    except etree.XMLSyntaxError as exc:
-        raise XmlSecurityError(XmlRefusal.MALFORMED, f"XML is not well-formed: {exc}") from None
-    except Exception as exc:  # _DoctypeFound
-        raise XmlSecurityError(
-            XmlRefusal.DOCTYPE, f"DOCTYPE declarations are forbidden (found <!DOCTYPE {exc}>)"
-        ) from None
-
-
-def _no_entities(element: etree._Element) -> None:
-    for _entity in element.iter(etree.Entity):
-        raise XmlSecurityError(XmlRefusal.MALFORMED, "entity references are forbidden")
-
-
 def record_target_ids(
     data: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH
 ) -> list[tuple[str, str]] | None:
@@ -107,9 +85,9 @@ def read_header(
         )
     if _NOT_WHITESPACE.search(view) is None:
         raise XmlSecurityError(XmlRefusal.MALFORMED, "empty XML document")
-    _refuse_doctype(view)
+    refuse_doctype(bytes(piece) for piece in _pieces(view))
 
-    parser = etree.XMLPullParser(events=("start", "end"), **_parser_options(None))
+    parser = etree.XMLPullParser(events=("start", "end"), **parser_options(None))
     depth = 0
     try:
         for piece in _pieces(view):
@@ -125,18 +103,10 @@ def read_header(
                 depth -= 1
                 if depth == 1 and element.tag != _RECORD_TARGET:
                     # a child of the root read whole: check it as parse_xml would, then drop it
-                    _no_entities(element)
+                    refuse_entities(element)
                     element.clear(keep_tail=True)  # lxml's iterparse idiom, safe on "end"
         root: etree._Element = parser.close()
     except etree.XMLSyntaxError as exc:
-        if "Excessive depth" in str(exc):  # libxml2's own limit (256) fired within one chunk
-            raise XmlSecurityError(
-                XmlRefusal.TOO_DEEP, f"XML nesting deeper than {max_depth} levels"
-            ) from None
-        raise XmlSecurityError(XmlRefusal.MALFORMED, f"XML is not well-formed: {exc}") from None
-
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise XmlSecurityError(XmlRefusal.DOCTYPE, "DOCTYPE declarations are forbidden")
-    _no_entities(root)
+        raise syntax_refusal(exc, max_depth) from None
+    check_built_tree(root)
     return root

@@ -22,6 +22,7 @@ code, so callers render a SOAP Fault (sender) and never a 500.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Final
 
@@ -82,7 +83,7 @@ class _PrologProbe:
         return None
 
 
-def _parser_options(encoding: str | None) -> dict[str, object]:
+def parser_options(encoding: str | None) -> dict[str, object]:
     return {
         "resolve_entities": False,
         "no_network": True,
@@ -96,10 +97,13 @@ def _parser_options(encoding: str | None) -> dict[str, object]:
     }
 
 
-def _refuse_doctype(data: bytes, encoding: str | None) -> None:
-    parser = etree.XMLParser(target=_PrologProbe(), **_parser_options(encoding))
+def refuse_doctype(pieces: Iterable[bytes], encoding: str | None = None) -> None:
+    """Run the prolog probe over the document's first ``pieces`` (it stops at the root
+    element): a DOCTYPE, or XML broken before the root, is refused."""
+    parser = etree.XMLParser(target=_PrologProbe(), **parser_options(encoding))
     try:
-        parser.feed(data)
+        for piece in pieces:
+            parser.feed(piece)
         parser.close()
     except _DoctypeFound as found:
         raise XmlSecurityError(
@@ -109,6 +113,26 @@ def _refuse_doctype(data: bytes, encoding: str | None) -> None:
         return
     except etree.XMLSyntaxError as exc:
         raise XmlSecurityError(XmlRefusal.MALFORMED, f"XML is not well-formed: {exc}") from None
+
+
+def syntax_refusal(exc: etree.XMLSyntaxError, max_depth: int) -> XmlSecurityError:
+    """The refusal for a libxml2 syntax error met while building the tree."""
+    if "Excessive depth" in str(exc):  # libxml2's own limit (256) fired within one chunk
+        return XmlSecurityError(XmlRefusal.TOO_DEEP, f"XML nesting deeper than {max_depth} levels")
+    return XmlSecurityError(XmlRefusal.MALFORMED, f"XML is not well-formed: {exc}")
+
+
+def refuse_entities(element: etree._Element) -> None:
+    for _entity in element.iter(etree.Entity):
+        raise XmlSecurityError(XmlRefusal.MALFORMED, "entity references are forbidden")
+
+
+def check_built_tree(root: etree._Element) -> None:
+    """The checks after parsing: no DOCTYPE in the docinfo, no entity reference left."""
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise XmlSecurityError(XmlRefusal.DOCTYPE, "DOCTYPE declarations are forbidden")
+    refuse_entities(root)
 
 
 def parse_xml(
@@ -133,9 +157,9 @@ def parse_xml(
         )
     if not data.strip():
         raise XmlSecurityError(XmlRefusal.MALFORMED, "empty XML document")
-    _refuse_doctype(data, encoding)
+    refuse_doctype((data,), encoding)
 
-    parser = etree.XMLPullParser(events=("start", "end"), **_parser_options(encoding))
+    parser = etree.XMLPullParser(events=("start", "end"), **parser_options(encoding))
     depth = 0
     try:
         for offset in range(0, len(data), _CHUNK):
@@ -151,17 +175,8 @@ def parse_xml(
                     depth -= 1
         root: etree._Element = parser.close()
     except etree.XMLSyntaxError as exc:
-        if "Excessive depth" in str(exc):  # libxml2's own limit (256) fired within one chunk
-            raise XmlSecurityError(
-                XmlRefusal.TOO_DEEP, f"XML nesting deeper than {max_depth} levels"
-            ) from None
-        raise XmlSecurityError(XmlRefusal.MALFORMED, f"XML is not well-formed: {exc}") from None
-
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise XmlSecurityError(XmlRefusal.DOCTYPE, "DOCTYPE declarations are forbidden")
-    for _entity in root.iter(etree.Entity):
-        raise XmlSecurityError(XmlRefusal.MALFORMED, "entity references are forbidden")
+        raise syntax_refusal(exc, max_depth) from None
+    check_built_tree(root)
     return root
 
 
