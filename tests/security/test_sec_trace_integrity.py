@@ -206,7 +206,7 @@ def test_any_single_tampering_among_10000_records_is_detected(
             session.execute(
                 update(TraceRecord)
                 .where(TraceRecord.id == filled.ids[(key, seq)])
-                .values({field: "x-tampered"})
+                .values({field: "x999999"})  # 7 characters: fits every VARCHAR
             )
             breaks = trace.verify_chains(session, espace.signer, space_keys=[key])
             session.rollback()
