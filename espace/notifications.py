@@ -78,7 +78,7 @@ def _insert_ignoring_duplicates(session: Session, values: dict[str, Any]) -> Ins
     """
     dialect = session.get_bind().dialect.name
     if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the two supported stores
-        raise NotImplementedError(f"no INSERT .. ON CONFLICT for {dialect}")
+        raise RuntimeError(f"unsupported database {dialect!r}: PostgreSQL and SQLite only")
     module: Any = postgresql if dialect == "postgresql" else sqlite
     table = NotificationOutbox.metadata.tables[NotificationOutbox.__tablename__]  # Core insert
     statement: Insert = (
