@@ -156,23 +156,12 @@ class DocumentCipher:
     # ------------------------------------------------------------------ writing (v2)
     def encrypt(self, plaintext: BytesLike, *, space_id: str, object_id: str) -> bytes:
         """Encrypt ``plaintext`` in the v2 format; the result is allocated once, at its size."""
-        source = memoryview(plaintext).cast("B")
-        size, chunk = len(source), self._chunk_size
-        count = _chunk_count(size, chunk)
-        salt = os.urandom(_SALT_SIZE)
-        header = bytes([V2]) + salt + struct.pack(">I", chunk)
-        aead = self._blob_key(salt, _aad(space_id, object_id))
-        total = V2_HEADER_SIZE + size + count * TAG_SIZE
+        blob = _BlobWriter(self, plaintext, space_id, object_id)
+        total = self.encrypted_size(blob.size)
         out = _allocate(total)
         with out.getbuffer() as target:
-            target[:V2_HEADER_SIZE] = header
-            position = V2_HEADER_SIZE
-            for index in range(count):
-                piece = source[index * chunk : (index + 1) * chunk]
-                end = position + len(piece) + TAG_SIZE
-                nonce = _nonce(index, index == count - 1)
-                aead.encrypt_into(nonce, piece, header, target[position:end])
-                position = end
+            target[:V2_HEADER_SIZE] = blob.header
+            blob.seal(0, blob.count, target, V2_HEADER_SIZE)
         return _hand_over(out, total)
 
     def encrypted_size(self, plaintext_size: int) -> int:
@@ -200,26 +189,16 @@ class DocumentCipher:
         """
         if chunks_per_piece < 1:
             raise ValueError("chunks_per_piece must be at least 1")
-        source = memoryview(plaintext).cast("B")
-        size, chunk = len(source), self._chunk_size
-        count = _chunk_count(size, chunk)
-        salt = os.urandom(_SALT_SIZE)
-        header = bytes([V2]) + salt + struct.pack(">I", chunk)
-        aead = self._blob_key(salt, _aad(space_id, object_id))
-        for first in range(0, count, chunks_per_piece):
-            last = min(first + chunks_per_piece, count)
-            body = min(last * chunk, size) - first * chunk + (last - first) * TAG_SIZE
-            prefix = header if first == 0 else b""
+        blob = _BlobWriter(self, plaintext, space_id, object_id)
+        chunk = self._chunk_size
+        for first in range(0, blob.count, chunks_per_piece):
+            last = min(first + chunks_per_piece, blob.count)
+            body = min(last * chunk, blob.size) - first * chunk + (last - first) * TAG_SIZE
+            prefix = blob.header if first == 0 else b""
             piece = bytearray(len(prefix) + body)
             piece[: len(prefix)] = prefix
             with memoryview(piece) as target:
-                position = len(prefix)
-                for index in range(first, last):
-                    plain = source[index * chunk : (index + 1) * chunk]
-                    end = position + len(plain) + TAG_SIZE
-                    nonce = _nonce(index, index == count - 1)
-                    aead.encrypt_into(nonce, plain, header, target[position:end])
-                    position = end
+                blob.seal(first, last, target, len(prefix))
             yield piece
 
     # ------------------------------------------------------------------ reading (v1, v2)
@@ -396,3 +375,27 @@ class _V2Decryptor(BlobDecryptor):
     def _finalize(self) -> None:
         if self._index != self._count or self._carry:
             raise DecryptionError("truncated blob")
+
+
+class _BlobWriter:
+    """One v2 blob being written: its salt and header, its key, and the sealing of chunks."""
+
+    def __init__(
+        self, cipher: DocumentCipher, plaintext: BytesLike, space_id: str, object_id: str
+    ) -> None:
+        self.source = memoryview(plaintext).cast("B")
+        self.size = len(self.source)
+        self.chunk = cipher._chunk_size
+        self.count = _chunk_count(self.size, self.chunk)
+        salt = os.urandom(_SALT_SIZE)
+        self.header = bytes([V2]) + salt + struct.pack(">I", self.chunk)
+        self.aead = cipher._blob_key(salt, _aad(space_id, object_id))
+
+    def seal(self, first: int, last: int, target: memoryview, position: int) -> None:
+        """Seal chunks ``first`` to ``last`` (excluded) into ``target`` from ``position``."""
+        for index in range(first, last):
+            plain = self.source[index * self.chunk : (index + 1) * self.chunk]
+            end = position + len(plain) + TAG_SIZE
+            nonce = _nonce(index, index == self.count - 1)
+            self.aead.encrypt_into(nonce, plain, self.header, target[position:end])
+            position = end
