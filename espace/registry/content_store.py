@@ -23,7 +23,7 @@ blob either way, so rows written before this change read as before.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, cast
 
 from sqlalchemy import CursorResult, func, insert
@@ -60,6 +60,7 @@ def insert_content(
     ``values`` holds the other columns (:data:`_COLUMNS`). A unique-constraint violation is
     raised as SQLAlchemy's :class:`~sqlalchemy.exc.IntegrityError` on every driver.
     """
+    pieces = _sized(pieces, blob_size)
     connection = session.connection()
     driver_name = connection.dialect.driver
     driver = connection.connection.driver_connection
@@ -69,8 +70,6 @@ def insert_content(
         _sqlite_blob(session, driver, values, blob_size, pieces)
     else:
         blob = b"".join(pieces)
-        if len(blob) != blob_size:
-            raise ValueError("the pieces do not add up to blob_size")
         session.execute(insert(DocumentContent).values(**dict(values), encrypted=blob))
 
 
@@ -104,17 +103,11 @@ def _copy_psycopg(
             head += struct.pack(">i", len(field))
             head += field
     head += struct.pack(">i", blob_size)
-    written = 0
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             copy.write(bytes(head))
             for piece in pieces:
-                written += len(piece)
-                if written > blob_size:
-                    raise ValueError("the pieces exceed blob_size")
                 copy.write(piece)
-            if written != blob_size:
-                raise ValueError("the pieces do not add up to blob_size")
             copy.write(_COPY_TRAILER)
     except psycopg.IntegrityError as exc:
         raise IntegrityError(statement, None, exc) from None
@@ -136,11 +129,20 @@ def _sqlite_blob(
     (content_id,) = result.inserted_primary_key or (None,)
     table, column = DocumentContent.__tablename__, DocumentContent.encrypted.key
     with driver.blobopen(table, column, content_id, readonly=False) as blob:
-        written = 0
         for piece in pieces:
-            written += len(piece)
-            if written > blob_size:
-                raise ValueError("the pieces exceed blob_size")
             blob.write(piece)
+
+
+def _sized(
+    pieces: Iterable[bytes | bytearray | memoryview], blob_size: int
+) -> Iterator[bytes | bytearray | memoryview]:
+    """``pieces`` as they come, refused (``ValueError``) as soon as they exceed ``blob_size``
+    or when they end short of it: before the row could be completed."""
+    written = 0
+    for piece in pieces:
+        written += len(piece)
+        if written > blob_size:
+            raise ValueError("the pieces exceed blob_size")
+        yield piece
     if written != blob_size:
         raise ValueError("the pieces do not add up to blob_size")
