@@ -102,8 +102,7 @@ class FhirRepository:
         self.actor = op.actor
         self.base = base_url
         self.lenient = lenient
-        self._readable: frozenset[str] | None = None
-        self._writable: frozenset[str] | None = None
+        self._permitted: dict[str, frozenset[str]] = {}  # mode -> bricks (``readable``)
         self._app: ReferencedApp | None = None
 
     # ------------------------------------------------------------------ policy
@@ -126,20 +125,20 @@ class FhirRepository:
 
     @property
     def readable(self) -> frozenset[str]:
-        if self._readable is None:
-            self._readable = frozenset(
-                b for b in STORED_BRICKS if self.permits(BRICK_ACTIONS[b][READ])
-            )
-        return self._readable
+        return self._bricks_permitted(READ)
 
     @property
     def writable(self) -> frozenset[str]:
-        if self._writable is None:
-            self._writable = frozenset(
+        return self._bricks_permitted(WRITE)
+
+    def _bricks_permitted(self, mode: str) -> frozenset[str]:
+        """The stored bricks on which the PDP permits ``mode`` to this caller (asked once)."""
+        if mode not in self._permitted:
+            self._permitted[mode] = frozenset(
                 b for b in STORED_BRICKS
-                if WRITE in BRICK_ACTIONS[b] and self.permits(BRICK_ACTIONS[b][WRITE])
+                if mode in BRICK_ACTIONS[b] and self.permits(BRICK_ACTIONS[b][mode])
             )
-        return self._writable
+        return self._permitted[mode]
 
     def writer(self, resource: dict[str, Any] | None = None) -> store.Writer:
         """Who writes; an app's data carries ``meta.source`` = its solution OID (MES API
