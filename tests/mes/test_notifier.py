@@ -50,11 +50,14 @@ def _space(espace: Espace, **kw: Any) -> str:
         return space.id
 
 
-def _notify(espace: Espace, space_id: str, category: str, key: str) -> None:
+def _notify(
+    espace: Espace, space_id: str, category: str, key: str, body: str | None = None
+) -> None:
     with espace.session_factory() as session:
         space = session.get(PatientSpace, space_id)
         assert space is not None
-        notify(session, space, category, f"corps {key}", dedup_key=key, now=espace.clock.now())
+        notify(session, space, category, body or f"corps {key}", dedup_key=key,
+               now=espace.clock.now())
         session.commit()
 
 
@@ -137,12 +140,8 @@ def test_a_sent_one_time_code_is_scrubbed_from_the_outbox(
     (the e-mail had it); an ordinary notice keeps its body."""
     sink, hostport = smarthost
     space_id = _space(espace, ins="207058575627097", email="patient@example.org")
-    with espace.session_factory() as session:
-        space = session.get(PatientSpace, space_id)
-        assert space is not None
-        notify(session, space, "enrolment_code", "Voici votre nouveau code : ABCD-EFGH-JKLM",
-               dedup_key="code-1", now=espace.clock.now())
-        session.commit()
+    _notify(espace, space_id, "enrolment_code", "code-1",
+            "Voici votre nouveau code : ABCD-EFGH-JKLM")
     _notify(espace, space_id, "new_document", "doc-2")
     assert NotificationWorker(espace, SmtpSender(hostport)).run_once() == 2
     sent = b"".join(raw for _, raw in sink.messages)
@@ -160,12 +159,7 @@ def test_a_code_that_cannot_be_delivered_is_scrubbed_when_given_up(
     espace: Espace, clock: FrozenClock
 ) -> None:
     space_id = _space(espace, ins="207058575627097", email="patient@example.org")
-    with espace.session_factory() as session:
-        space = session.get(PatientSpace, space_id)
-        assert space is not None
-        notify(session, space, "enrolment_code", "code : ABCD-EFGH-JKLM",
-               dedup_key="code-2", now=espace.clock.now())
-        session.commit()
+    _notify(espace, space_id, "enrolment_code", "code-2", "code : ABCD-EFGH-JKLM")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{probe.getsockname()[1]}"
